@@ -1,0 +1,89 @@
+"""Image embeddings from a torchvision backbone, in batches, on CPU or GPU.
+
+The classifier head is removed, so the output is the pooled penultimate
+feature vector (512-d for resnet18, 2048-d for resnet50, 960-d for
+mobilenet_v3_large). Unreadable images are reported, never fatal.
+"""
+
+import numpy as np
+
+BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large")
+
+
+def load_backbone(name="resnet18", weights="DEFAULT", device=None):
+    """A torchvision backbone without its classifier, in eval mode.
+
+    Args:
+        name: one of :data:`BACKBONES`
+        weights: ``"DEFAULT"`` for torchvision's pretrained ImageNet weights
+            (downloaded once by torchvision, needs internet), a path to a local
+            ``state_dict`` file (loaded with ``weights_only=True``), or
+            ``None`` for random initialisation (tests only)
+        device: torch device; default CUDA when available, else CPU
+
+    Returns:
+        ``(model, preprocess, device)``: ``preprocess`` maps a PIL image to a
+        normalised tensor
+    """
+    import torch
+    import torchvision
+
+    if name not in BACKBONES:
+        raise ValueError("Unknown backbone '%s'; choose one of %s" % (name, BACKBONES))
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    builder = getattr(torchvision.models, name)
+    weights_enum = torchvision.models.get_model_weights(name).DEFAULT
+    if weights == "DEFAULT":
+        model = builder(weights=weights_enum)
+    else:
+        model = builder(weights=None)
+        if weights:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+    preprocess = weights_enum.transforms()
+    if name.startswith("resnet"):
+        model.fc = torch.nn.Identity()
+    else:
+        model.classifier = torch.nn.Identity()
+    return model.eval().to(device), preprocess, device
+
+
+def embed_images(paths, model, preprocess, device, batch_size=32, progress=None):
+    """Embeds image files.
+
+    Args:
+        paths: image file paths
+        model, preprocess, device: from :func:`load_backbone`
+        batch_size (32): images per forward pass
+        progress (None): optional ``callable(fraction, message)``
+
+    Returns:
+        ``(features, failed)``: float32 array (n, d) with NaN rows for images
+        that could not be read, and a list of ``(index, error message)``
+    """
+    import torch
+    from PIL import Image
+
+    features = None
+    failed = []
+    n = len(paths)
+    for start in range(0, n, batch_size):
+        batch, rows = [], []
+        for i in range(start, min(start + batch_size, n)):
+            try:
+                with Image.open(paths[i]) as img:
+                    batch.append(preprocess(img.convert("RGB")))
+                rows.append(i)
+            except Exception as e:  # unreadable/corrupt/missing file
+                failed.append((i, "%s: %s" % (type(e).__name__, e)))
+        if batch:
+            with torch.inference_mode():
+                out = model(torch.stack(batch).to(device)).float().cpu().numpy()
+            if features is None:
+                features = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
+            features[rows] = out
+        if progress is not None:
+            progress(min(start + batch_size, n) / max(n, 1), "embedded %d/%d images" % (min(start + batch_size, n), n))
+    if features is None:
+        features = np.full((n, 0), np.nan, dtype=np.float32)
+    return features, failed

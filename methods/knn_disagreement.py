@@ -1,0 +1,70 @@
+"""kNN label disagreement: the simplest useful label-noise score.
+
+For each sample, the fraction of its k nearest neighbours (cosine similarity
+of the embeddings, the sample itself excluded) whose label differs from the
+sample's own label. A mislabeled image tends to sit among images of its true
+class, so its score is high. This is the baseline every other detector of the
+plugin is compared against.
+"""
+
+import numpy as np
+
+
+def knn_disagreement(embeddings, labels, k=10, batch_size=65536):
+    """Scores label noise by disagreement with the k nearest neighbours.
+
+    Args:
+        embeddings: float array (n, d); rows are L2-normalised internally, so
+            inner product = cosine similarity
+        labels: int array (n,) of class indices
+        k (10): neighbours per sample (clipped to n - 1)
+        batch_size (65536): query rows per faiss search, bounds memory
+
+    Returns:
+        a dict with
+        - ``score``: float array (n,) in [0, 1], higher = more likely wrong
+        - ``neighbour_label``: int array (n,), the majority label among the
+          neighbours (a label suggestion)
+        - ``neighbour_agreement``: float array (n,), the fraction of
+          neighbours voting for ``neighbour_label``
+    """
+    import faiss
+
+    x = np.ascontiguousarray(embeddings, dtype=np.float32).copy()
+    labels = np.asarray(labels)
+    n = len(x)
+    if n < 2:
+        raise ValueError("kNN disagreement needs at least 2 samples, got %d" % n)
+    k = int(min(k, n - 1))
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    faiss.normalize_L2(x)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+
+    neighbours = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        _, found = index.search(x[start:stop], k + 1)
+        neighbours[start:stop] = _drop_self(found, np.arange(start, stop), k)
+
+    neighbour_labels = labels[neighbours]
+    score = (neighbour_labels != labels[:, None]).mean(axis=1)
+    num_classes = int(labels.max()) + 1
+    votes = np.zeros((n, num_classes), dtype=np.int32)
+    np.add.at(votes, (np.repeat(np.arange(n), k), neighbour_labels.ravel()), 1)
+    majority = votes.argmax(axis=1)
+    return {
+        "score": score.astype(np.float32),
+        "neighbour_label": majority,
+        "neighbour_agreement": (votes.max(axis=1) / k).astype(np.float32),
+    }
+
+
+def _drop_self(found, rows, k):
+    """Removes each row's own index from its k+1 hits (duplicates may tie)."""
+    is_self = found == rows[:, None]
+    # rows where self was not returned (exact duplicates) drop the last hit
+    no_self = ~is_self.any(axis=1)
+    is_self[no_self, -1] = True
+    return found[~is_self].reshape(len(rows), k)

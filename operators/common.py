@@ -1,0 +1,314 @@
+"""The shared shape of every compute operator of this plugin.
+
+A detector operator declares its parameters once (:class:`Param`) and
+implements :meth:`DetectorOperator.compute`, which reads the target view with
+:func:`operators.data.load_inputs`, calls a function of ``methods/`` and
+returns a :class:`Computed`. The base class does the rest, identically for
+every detector:
+
+- the App form (target view, label/embeddings fields, output field, run key,
+  seed, the method's own parameters, delegation), each with a default, so
+  ``execute_operator(uri, ctx={"dataset": ds, "params": {}})`` works;
+- an exclusive lock on the run key, progress reporting, one bulk write per
+  output field at the end, optional tagging, the run record, App reload;
+- the Python SDK: ``foo.get_operator(uri)(dataset_or_view, **params)``.
+"""
+
+from dataclasses import dataclass, field
+import time
+from typing import Any
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import data as lnd
+from . import runs as lnr
+
+
+@dataclass
+class Param:
+    """One operator parameter: its default, form label and help text."""
+
+    name: str
+    default: Any
+    label: str
+    description: str
+    choices: tuple = ()
+
+    def add_to(self, inputs, ctx):
+        kwargs = dict(
+            default=self.default,
+            required=False,
+            label=self.label,
+            description=self.description,
+        )
+        if self.choices:
+            dropdown = types.DropdownView()
+            for choice in self.choices:
+                dropdown.add_choice(choice, label=str(choice))
+            inputs.enum(self.name, dropdown.values(), view=dropdown, **kwargs)
+        elif isinstance(self.default, bool):
+            inputs.bool(self.name, **kwargs)
+        elif isinstance(self.default, int):
+            inputs.int(self.name, **kwargs)
+        elif isinstance(self.default, float):
+            inputs.float(self.name, **kwargs)
+        else:
+            inputs.str(self.name, **kwargs)
+
+
+@dataclass
+class Computed:
+    """What :meth:`DetectorOperator.compute` hands back to be written.
+
+    Attributes:
+        ids: sample ids the values belong to
+        fields: output field name -> values aligned with ``ids``
+        flagged: optional boolean array aligned with ``ids``: samples the
+            method considers mislabeled (tagged when the user asks)
+        summary: small dict shown to the user and returned by the SDK
+        results: JSON-serializable dict saved as the run's results
+        info: extra JSON-serializable entries of the run config
+    """
+
+    ids: Any
+    fields: dict
+    flagged: Any = None
+    summary: dict = field(default_factory=dict)
+    results: dict = None
+    info: dict = field(default_factory=dict)
+
+
+def common_params(output_field, run_key, needs_embeddings=True):
+    params = [
+        Param(
+            "label_field",
+            "ground_truth",
+            "Label field",
+            "The fo.Classification field holding the (possibly noisy) labels",
+        )
+    ]
+    if needs_embeddings:
+        params.append(
+            Param(
+                "embeddings_field",
+                "embeddings",
+                "Embeddings field",
+                "Sample field holding one feature vector per sample (from "
+                "compute_embeddings or any FiftyOne zoo model)",
+            )
+        )
+    params += [
+        Param(
+            "output_field",
+            output_field,
+            "Output field",
+            "Sample field in which to store the result",
+        ),
+        Param(
+            "run_key",
+            run_key,
+            "Run key",
+            "Name of the run record; re-running a key replaces it",
+        ),
+        Param("seed", 51, "Random seed", "Same seed, same results"),
+    ]
+    return params
+
+
+TAG_PARAM = Param(
+    "tag",
+    "",
+    "Tag flagged samples",
+    "If set, samples the method flags as mislabeled get this tag (the tag is "
+    "first removed from the rest of the target view)",
+)
+
+
+class DetectorOperator(foo.Operator):
+    """Base class of the compute operators (see module docstring)."""
+
+    name = None
+    label = None
+    description = None
+    method = None
+    output_field = None
+    needs_embeddings = True
+    method_params = ()
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name=self.name,
+            label=self.label,
+            description=self.description,
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    @property
+    def params(self):
+        return (
+            common_params(self.output_field, self.method, self.needs_embeddings)
+            + list(self.method_params)
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx)
+        self.describe_inputs(ctx, inputs)
+        for param in self.params:
+            param.add_to(inputs, ctx)
+        delegation_input(inputs)
+        return types.Property(inputs, view=types.View(label=self.label))
+
+    def describe_inputs(self, ctx, inputs):
+        """Hook for operators that show context (e.g. counts) in the form."""
+
+    def resolve_delegation(self, ctx):
+        return bool(ctx.params.get("delegate", False))
+
+    def resolved_params(self, ctx):
+        """Every declared parameter, from ``ctx.params`` or its default."""
+        values = {p.name: ctx.params.get(p.name, p.default) for p in self.params}
+        for p in self.params:
+            if values[p.name] is None:
+                values[p.name] = p.default
+        return values
+
+    def compute(self, ctx, view, params, progress):
+        """Reads ``view``, runs the method, returns a :class:`Computed`."""
+        raise NotImplementedError
+
+    def execute(self, ctx):
+        params = self.resolved_params(ctx)
+        view = ctx.target_view()
+        dataset = ctx.dataset
+        progress = progress_reporter(ctx)
+        run_key = params["run_key"]
+        started = time.time()
+        with lnr.run_lock(dataset, run_key):
+            progress(0.0, "reading inputs")
+            computed = self.compute(ctx, view, params, progress)
+            progress(0.97, "writing results")
+            replaced = _stale_fields(dataset, run_key, computed.fields)
+            lnd.write_sample_fields(dataset, computed.ids, computed.fields)
+            for field_name in replaced:
+                dataset.delete_sample_field(field_name)
+            num_flagged = None
+            if computed.flagged is not None:
+                num_flagged = int(sum(bool(f) for f in computed.flagged))
+                if params.get("tag"):
+                    tag_flagged(view, computed.ids, computed.flagged, params["tag"])
+            summary = dict(computed.summary)
+            summary.update(
+                run_key=run_key,
+                num_samples=len(computed.ids),
+                fields=list(computed.fields),
+                seconds=round(time.time() - started, 2),
+            )
+            if num_flagged is not None:
+                summary["num_flagged"] = num_flagged
+            lnr.record_run(
+                dataset,
+                run_key,
+                self.method,
+                params,
+                list(computed.fields),
+                results=computed.results,
+                num_samples=len(computed.ids),
+                num_flagged=num_flagged,
+                seconds=summary["seconds"],
+                **computed.info,
+            )
+        progress(1.0, "done")
+        reload_app(ctx)
+        return summary
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        for key in ("num_samples", "num_flagged", "fields", "run_key", "seconds"):
+            outputs.str(key, label=key.replace("_", " "))
+        return types.Property(outputs, view=types.View(label="Done"))
+
+    def __call__(self, sample_collection, delegate=False, **params):
+        """Runs this operator on a dataset or view from Python.
+
+        Args:
+            sample_collection: a dataset or view (the target of the run)
+            delegate (False): queue the run for ``fiftyone delegated launch``
+            **params: any of the operator's parameters (see README)
+
+        Returns:
+            the summary dict of an immediate run, or the queued operation
+        """
+        return call_operator(self, sample_collection, params, delegate)
+
+
+def call_operator(operator, sample_collection, params, delegate=False):
+    """The SDK side of every operator: validates names, executes, unwraps."""
+    known = {p.name for p in getattr(operator, "params", ())}
+    if known:
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise TypeError(
+                "%s got unknown parameter(s) %s; it accepts %s"
+                % (operator.uri, unknown, sorted(known))
+            )
+    result = foo.execute_operator(
+        operator.uri,
+        dict(view=sample_collection.view()),
+        params=dict(params, delegate=delegate),
+        request_delegation=delegate,
+    )
+    if delegate:
+        return result
+    return result.result
+
+
+def delegation_input(inputs):
+    inputs.bool(
+        "delegate",
+        default=False,
+        required=False,
+        label="Delegate execution?",
+        description=(
+            "Queue the run for a delegated-operations worker "
+            "(`fiftyone delegated launch`) instead of running it now"
+        ),
+        view=types.CheckboxView(),
+    )
+
+
+def progress_reporter(ctx):
+    """A ``progress(fraction, message)`` callable for methods."""
+
+    def report(fraction, message=""):
+        try:
+            ctx.set_progress(progress=float(fraction), label=str(message))
+        except Exception:  # progress is advisory: never fail a run on it
+            pass
+
+    return report
+
+
+def reload_app(ctx):
+    if not ctx.delegated:
+        ctx.ops.reload_dataset()
+
+
+def tag_flagged(view, ids, flagged, tag):
+    """Moves ``tag`` to exactly the flagged samples among ``view``."""
+    view.untag_samples(tag)
+    flagged_ids = [str(i) for i, f in zip(ids, flagged) if f]
+    if flagged_ids:
+        view._root_dataset.select(flagged_ids).tag_samples(tag)
+
+
+def _stale_fields(dataset, run_key, new_fields):
+    """Fields a previous run of this key wrote that the new one will not."""
+    if run_key not in dataset.list_runs():
+        return []
+    old = getattr(dataset.get_run_info(run_key).config, "fields", [])
+    return [f for f in old if f not in new_fields and dataset.has_field(f)]

