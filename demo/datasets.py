@@ -15,7 +15,7 @@ def load_cifar10n(name, root=DEMO_DIR, noisy_column="worst", embeddings_npz=None
                   limit=None, overwrite=True):
     """A FiftyOne dataset of CIFAR-10 images with CIFAR-10N noisy labels.
 
-    Fields: ``ground_truth`` (the noisy ``noisy_column`` label), ``clean``
+    Fields: ``ground_truth`` (the noisy ``noisy_column`` label), ``clean_label``
     (true label, for scoring only), ``embeddings`` (MobileNetV2, 256-d),
     ``index`` (CIFAR-10 train index), ``is_noisy`` (ground_truth != clean).
 
@@ -43,7 +43,7 @@ def load_cifar10n(name, root=DEMO_DIR, noisy_column="worst", embeddings_npz=None
             fo.Sample(
                 filepath=os.path.abspath(os.path.join(root, r["filepath"])),
                 ground_truth=fo.Classification(label=r[noisy_column]),
-                clean=fo.Classification(label=r["clean"]),
+                clean_label=fo.Classification(label=r["clean"]),
                 embeddings=emb[row_of[int(r["index"])]],
                 index=int(r["index"]),
                 is_noisy=r[noisy_column] != r["clean"],

@@ -94,7 +94,8 @@ def blobs(num_classes=4, per_class=60, dim=16, noise_rate=0.1, seed=0, spread=0.
 def blob_dataset(new_dataset, tmp_path):
     """A dataset of Gaussian blobs with real (tiny) PNG files and noisy labels.
 
-    Fields: ``ground_truth`` (noisy), ``clean``, ``embeddings``, ``is_noisy``.
+    Fields: ``ground_truth`` (noisy), ``clean_label`` (true), ``embeddings``,
+    ``is_noisy``. (Not ``clean``: a field of that name shadows Sample.clean())
     """
     import fiftyone as fo
     from PIL import Image
@@ -112,7 +113,7 @@ def blob_dataset(new_dataset, tmp_path):
                 fo.Sample(
                     filepath=path,
                     ground_truth=fo.Classification(label=names[noisy[i]]),
-                    clean=fo.Classification(label=names[y[i]]),
+                    clean_label=fo.Classification(label=names[y[i]]),
                     embeddings=x[i],
                     is_noisy=bool(noisy[i] != y[i]),
                 )
@@ -149,3 +150,15 @@ def run_delegated(name, dataset_or_view, **params):
     doc = service.get(op_id)
     service.execute_operation(doc)
     return service.get(op_id)
+
+
+def snapshot(dataset):
+    """The raw database state of a dataset: every sample document as stored
+    (bytes of vectors included), its field schema and its runs. Two equal
+    snapshots mean nothing was written."""
+    docs = list(dataset._sample_collection.find({}, sort=[("_id", 1)]))
+    return {
+        "samples": docs,
+        "schema": sorted(dataset.get_field_schema()),
+        "runs": sorted(dataset.list_runs()),
+    }
