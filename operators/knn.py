@@ -19,9 +19,10 @@ class ComputeKnnDisagreement(DetectorOperator):
         Param("k", 10, "Neighbours (k)", "Number of nearest neighbours"),
         Param(
             "threshold",
-            0.5,
+            0.7,
             "Flag threshold",
-            "Samples whose disagreement is above this are flagged",
+            "Samples whose disagreement is above this are flagged (0.7 gave "
+            "the best F1 on CIFAR-10N with generic embeddings)",
         ),
         Param(
             "suggestion_field",
