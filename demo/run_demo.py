@@ -22,62 +22,28 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 
 PLUGIN = "@label-noise/curation"
-VERIFIED_PER_CLASS = 50
+VERIFIED_PER_CLASS = 100
 
 
 def _verify_some(dataset, seed=0):
     """Plays the user who reviewed a few samples per class in the App.
 
-    Tags ``validated`` on samples whose label was confirmed correct (the
-    clean validation set of Training-ValueNet) and sets ``label_verified``
-    True/False (CleanNet's verification labels). Uses the true labels, which
-    only the demo knows.
+    Picks VERIFIED_PER_CLASS samples per (noisy) class and records whether
+    each label is correct (``label_verified``, CleanNet's verification
+    labels); the correct ones also get the tag ``validated`` (the clean
+    validation set of Training-ValueNet). Uses the true labels, which only
+    the demo knows.
     """
+    from demo.detectors import mark_verified
+
     rng = np.random.default_rng(seed)
     ids, noisy, clean = dataset.values(["id", "ground_truth.label", "clean_label.label"])
     ids, noisy, clean = np.array(ids), np.array(noisy), np.array(clean)
-    validated, verified = [], {}
+    picked = []
     for c in sorted(set(noisy)):
-        correct = np.flatnonzero((noisy == c) & (noisy == clean))
-        validated += ids[rng.choice(correct, min(VERIFIED_PER_CLASS, len(correct)), replace=False)].tolist()
         members = np.flatnonzero(noisy == c)
-        for i in rng.choice(members, min(VERIFIED_PER_CLASS, len(members)), replace=False):
-            verified[ids[i]] = bool(noisy[i] == clean[i])
-    dataset.untag_samples("validated")
-    dataset.select(validated).tag_samples("validated")
-    dataset.set_values("label_verified", verified, key_field="id")
-
-
-# operator name -> (score field(s) -> noise score function, extra params)
-def _changed_score(dataset):
-    conf = np.array([c if c is not None else 0.0 for c in dataset.values("corrected_label.confidence")])
-    changed = np.array(dataset.values("corrected_label.label")) != np.array(dataset.values("ground_truth.label"))
-    return np.where(changed, conf, -conf)
-
-
-def _scan_score(dataset):
-    conf = np.array([c if c is not None else 0.0 for c in dataset.values("scan_label.confidence")])
-    differs = np.array(dataset.values("scan_label.label")) != np.array(dataset.values("ground_truth.label"))
-    return np.where(differs, conf, -conf)
-
-
-def _field(name, sign=1.0):
-    def score(dataset):
-        return sign * np.array([np.nan if v is None else v for v in dataset.values(name)], float)
-
-    return score
-
-
-DETECTORS = [
-    ("compute_knn_disagreement", "kNN disagreement (baseline)", _field("knn_disagreement"), {}),
-    ("compute_training_value", "Training-ValueNet", _field("training_value", -1.0), {}),
-    ("compute_cleannet_similarity", "CleanNet", _field("cleannet_similarity", -1.0), {}),
-    ("compute_dupes", "Dupes", _field("dupe_count"), {}),
-    ("compute_corrected_labels", "Deep Self-Learning", _changed_score, {}),
-    ("compute_scan_clusters", "SCAN", _scan_score, {}),
-    ("compute_noise_score", "Consensus noise_score", _field("noise_score"), {}),
-]
-NEEDS_VERIFICATION = {"compute_training_value", "compute_cleannet_similarity"}
+        picked += rng.choice(members, min(VERIFIED_PER_CLASS, len(members)), replace=False).tolist()
+    mark_verified(dataset, ids[picked], noisy[picked] == clean[picked])
 
 
 def main():
@@ -92,6 +58,7 @@ def main():
     import fiftyone as fo
     import fiftyone.operators as foo
     from demo.datasets import load_cifar10n, load_image_tree
+    from demo.detectors import DETECTORS, NEEDS_VERIFICATION
 
     available = {op.name for op in foo.list_operators() if op.plugin_name == PLUGIN}
     if not available:
@@ -114,7 +81,7 @@ def main():
         foo.get_operator(PLUGIN + "/compute_embeddings")(dataset, weights=args.weights)
 
     rows = []
-    for op_name, title, score_of, params in DETECTORS:
+    for op_name, title, score_of, _ in DETECTORS:
         if op_name not in available:
             continue
         if op_name in NEEDS_VERIFICATION and not knows_truth:
@@ -123,7 +90,7 @@ def main():
         print("Running %s..." % title)
         started = time.time()
         try:
-            summary = foo.get_operator("%s/%s" % (PLUGIN, op_name))(dataset, **params)
+            summary = foo.get_operator("%s/%s" % (PLUGIN, op_name))(dataset)
         except Exception as e:  # keep the demo going; report the failure
             rows.append({"method": title, "flagged": "failed", "auroc": str(e).splitlines()[0][:60], "seconds": ""})
             continue

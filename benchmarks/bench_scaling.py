@@ -1,0 +1,126 @@
+"""Time of every detector vs number of samples and vs number of classes.
+
+Synthetic Gaussian blobs (256-d, 10% uniform label noise) loaded into a
+private FiftyOne database; each detector runs through its operator with its
+defaults. A fitted exponent b of ``time ~ a * N^b`` (least squares on
+log-log) is reported per method. Larger sizes of a method are skipped once
+one run of it exceeds ``--budget`` seconds (reported as skipped).
+
+Usage: python benchmarks/bench_scaling.py [--quick] [--budget 300]
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+PLUGIN = "@label-noise/curation"
+# scaling is about embeddings-only detectors (SCAN ignores labels but is timed too)
+SCALED = ["compute_knn_disagreement", "compute_training_value", "compute_cleannet_similarity",
+          "compute_dupes", "compute_corrected_labels", "compute_scan_clusters"]
+
+
+def blob_arrays(n, num_classes, dim=256, noise=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(num_classes, dim)).astype(np.float32)
+    y = rng.integers(0, num_classes, n)
+    x = centers[y] + 2.0 * rng.normal(size=(n, dim)).astype(np.float32)
+    noisy = y.copy()
+    flip = rng.random(n) < noise
+    noisy[flip] = (y[flip] + rng.integers(1, num_classes, flip.sum())) % num_classes
+    return x, y, noisy
+
+
+def load(name, n, num_classes):
+    import fiftyone as fo
+    from demo.detectors import mark_verified
+
+    x, y, noisy = blob_arrays(n, num_classes)
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.Dataset(name)
+    ds.add_samples(
+        [fo.Sample(filepath="/nonexistent/%d.jpg" % i,
+                   ground_truth=fo.Classification(label="c%03d" % noisy[i]), embeddings=x[i])
+         for i in range(n)],
+        progress=False,
+    )
+    picked, correct = common.verified_subset(noisy, y, per_class=100, seed=0)
+    mark_verified(ds, np.array(ds.values("id"))[picked], correct)
+    return ds
+
+
+def fit_exponent(sizes, seconds):
+    sizes, seconds = np.asarray(sizes, float), np.asarray(seconds, float)
+    if len(sizes) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def measure(axis, points, make, budget, available):
+    import fiftyone.operators as foo
+
+    timings = {op: {} for op in SCALED if op in available}
+    over = set()
+    for point in points:
+        ds = make(point)
+        for op in timings:
+            if op in over:
+                continue
+            with common.Timer() as t:
+                try:
+                    foo.get_operator("%s/%s" % (PLUGIN, op))(ds)
+                except Exception as e:
+                    print("  %s at %s=%s failed: %s" % (op, axis, point, str(e).splitlines()[0][:100]), flush=True)
+                    over.add(op)
+                    continue
+            timings[op][point] = t.seconds
+            print("  %s %s=%s: %.1f s" % (op, axis, point, t.seconds), flush=True)
+            if t.seconds > budget:
+                over.add(op)
+        ds.delete()
+    return timings
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budget", type=float, default=300.0,
+                        help="skip larger sizes of a method after one run takes longer than this")
+    args = parser.parse_args(argv)
+    common.private_database()
+    import fiftyone as fo
+    import fiftyone.operators as foo
+
+    fo.config.show_progress_bars = False
+    available = {op.name for op in foo.list_operators() if op.plugin_name == PLUGIN}
+    sizes = [2000, 5000] if args.quick else [5000, 10000, 25000, 50000, 200000]
+    class_counts = [10, 20] if args.quick else [10, 20, 50, 100]
+    print("time vs N (10 classes)", flush=True)
+    by_n = measure("N", sizes, lambda n: load("scale-n", n, 10), args.budget, available)
+    print("time vs classes (N = 10,000)", flush=True)
+    by_k = measure("K", class_counts, lambda k: load("scale-k", 10000, k), args.budget, available)
+
+    rows = []
+    for op in by_n:
+        row = {"method": op.replace("compute_", "")}
+        for n in sizes:
+            row["N=%d" % n] = by_n[op].get(n, "skipped")
+        row["exp(N)"] = fit_exponent(list(by_n[op]), list(by_n[op].values()))
+        for k in class_counts:
+            row["K=%d" % k] = by_k[op].get(k, "skipped")
+        row["exp(K)"] = fit_exponent(list(by_k[op]), list(by_k[op].values()))
+        rows.append(row)
+    print(common.markdown_table(rows))
+    common.save("scaling_quick" if args.quick else "scaling",
+                {"sizes": sizes, "classes": class_counts, "rows": rows,
+                 "by_n": {k: {str(a): b for a, b in v.items()} for k, v in by_n.items()},
+                 "by_k": {k: {str(a): b for a, b in v.items()} for k, v in by_k.items()}})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""`make bench` / `make bench-quick`: run the benchmarks, write BENCHMARKS.md.
+
+Each benchmark runs in its own process (each starts its own private
+database). Quick mode (CI) runs the suite on a 3,000-sample subset and the
+scaling sweep on small sizes, so the harness cannot rot; full mode runs the
+suite on all data sets, the scaling sweep, the per-method benchmarks and the
+1M-sample scale test, then writes BENCHMARKS.md with tables and plots.
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+sys.path.insert(0, HERE)
+
+
+def run(script, *args):
+    cmd = [sys.executable, os.path.join(HERE, script), *args]
+    print("\n$ " + " ".join(os.path.relpath(c, REPO) if c.startswith(REPO) else c for c in cmd), flush=True)
+    started = time.time()
+    code = subprocess.call(cmd, cwd=REPO)
+    print("(%s: exit %d, %.0f s)" % (script, code, time.time() - started), flush=True)
+    return code
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    failures = []
+    if args.quick:
+        for script, extra in [("bench_suite.py", ["--quick"]), ("bench_scaling.py", ["--quick"])]:
+            if run(script, *extra):
+                failures.append(script)
+    else:
+        for script, extra in [("bench_suite.py", []), ("bench_scaling.py", [])]:
+            if run(script, *extra):
+                failures.append(script)
+        for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
+            name = os.path.basename(path)
+            if name in ("bench_suite.py", "bench_scaling.py"):
+                continue
+            if run(name):
+                failures.append(name)
+        write_report()
+    if failures:
+        sys.exit("benchmarks failed: %s" % ", ".join(failures))
+
+
+def write_report():
+    """BENCHMARKS.md from the JSON files in benchmarks/results/."""
+    import common
+
+    lines = ["# Benchmarks", "",
+             "Produced by `make bench` (`python benchmarks/run_all.py`); raw figures in "
+             "`benchmarks/results/*.json`. Every detector runs through its public operator "
+             "on a private MongoDB with its defaults; baselines run on the same embeddings.", ""]
+    suite = _load("suite")
+    if suite:
+        m = suite["machine"]
+        lines += ["Machine: %s, %s cores, Python %s, torch %s (%s threads), run %s." %
+                  (m["cpu"], m["cores"], m["python"], m["torch"], m["torch_threads"], m["date"]), ""]
+        lines += ["## Detection (all methods, same data)", ""]
+        plots = _roc_plots(suite)
+        for name, entry in suite["sets"].items():
+            lines += ["### %s (%d samples, %.1f%% wrong labels)" % (name, entry["n"], 100 * entry["noise_rate"]), ""]
+            from bench_suite import COLUMNS
+
+            cols = [c for c in COLUMNS if any(c in r for r in entry["rows"])]
+            lines += [common.markdown_table(entry["rows"], cols), ""]
+            if name in plots:
+                lines += ["![ROC %s](%s)" % (name, plots[name]), ""]
+    scaling = _load("scaling")
+    if scaling:
+        lines += ["## Scaling (synthetic blobs, 256-d)", "", common.markdown_table(scaling["rows"]), ""]
+        plot = _scaling_plot(scaling)
+        if plot:
+            lines += ["![scaling](%s)" % plot, ""]
+    for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        if name.startswith(("suite", "scaling")):
+            continue
+        data = json.load(open(path))
+        table = data.get("table") or data.get("rows")
+        if isinstance(table, list) and table and isinstance(table[0], dict):
+            lines += ["## %s" % name, "", common.markdown_table(table), ""]
+    lines += ["Reproduce: `make bench` (full, about an hour on 2 cores) or `make bench-quick`.", ""]
+    with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("wrote BENCHMARKS.md")
+
+
+def _load(name):
+    path = os.path.join(RESULTS, name + ".json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def _roc_plots(suite):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    os.makedirs(os.path.join(RESULTS, "plots"), exist_ok=True)
+    for name, entry in suite["sets"].items():
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for method, (fpr, tpr) in entry.get("roc", {}).items():
+            ax.plot(fpr, tpr, label=method)
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=name)
+        ax.legend(fontsize=7)
+        rel = "benchmarks/results/plots/roc_%s.png" % name
+        fig.savefig(os.path.join(REPO, rel), dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        out[name] = rel
+    return out
+
+
+def _scaling_plot(scaling):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for op, points in scaling["by_n"].items():
+        if points:
+            axes[0].loglog([int(k) for k in points], list(points.values()), "o-", label=op)
+    for op, points in scaling["by_k"].items():
+        if points:
+            axes[1].loglog([int(k) for k in points], list(points.values()), "o-", label=op)
+    axes[0].set(xlabel="samples", ylabel="seconds", title="time vs N (10 classes)")
+    axes[1].set(xlabel="classes", ylabel="seconds", title="time vs classes (N=10,000)")
+    axes[0].legend(fontsize=7)
+    rel = "benchmarks/results/plots/scaling.png"
+    os.makedirs(os.path.join(RESULTS, "plots"), exist_ok=True)
+    fig.savefig(os.path.join(REPO, rel), dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return rel
+
+
+if __name__ == "__main__":
+    main()
