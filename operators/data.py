@@ -69,6 +69,16 @@ def check_media(view):
         )
 
 
+def is_empty(view):
+    """Whether ``view`` has no sample, counted by the server.
+
+    ``len(dataset)`` uses MongoDB's collection statistics, which can be stale
+    (e.g. 0) after an unclean mongod shutdown until the collection is
+    validated; counting a ``limit(1)`` view runs a real query.
+    """
+    return view.limit(1).count() == 0
+
+
 def check_label_field(view, label_field):
     """Checks that ``label_field`` is a ``fo.Classification`` field."""
     schema = view.get_field_schema()
@@ -142,7 +152,7 @@ def load_inputs(
         InputError: with a message that names the field/samples and the fix
     """
     check_media(view)
-    if len(view) == 0:
+    if is_empty(view):
         raise InputError(
             "The target view is empty: nothing to process. Pick a view with "
             "samples (or the whole dataset)"
@@ -294,3 +304,78 @@ def _to_python(values):
             return [bool(v) for v in values]
         return values.tolist()
     return list(values)
+
+
+def load_unlabeled_inputs(
+    view,
+    label_field="",
+    embeddings_field="embeddings",
+    need_embeddings=True,
+    need_filepaths=False,
+):
+    """Reads every sample of ``view`` for methods that do not need labels.
+
+    Unlike :func:`load_inputs`, no sample is skipped for lacking a label:
+    labels are optional. When ``label_field`` is empty or not a field of the
+    view, the run is unlabeled (``classes == []``, every ``y == -1``).
+    Otherwise the field must be an ``fo.Classification`` field; samples
+    without a label there get ``labels[i] = None`` and ``y[i] = -1``.
+    Embeddings, when needed, must exist for every sample.
+
+    Returns:
+        a :class:`DetectorInputs` (``skipped`` is always empty); its
+        ``labels`` may contain None and ``y`` uses -1 for "no label"
+
+    Raises:
+        InputError: with a message that names the field/samples and the fix
+    """
+    check_media(view)
+    if is_empty(view):
+        raise InputError(
+            "The target view is empty: nothing to process. Pick a view with "
+            "samples (or the whole dataset)"
+        )
+    has_labels = bool(label_field) and label_field in view.get_field_schema()
+    if has_labels:
+        check_label_field(view, label_field)
+    if need_embeddings:
+        _check_embeddings_field(view, embeddings_field)
+
+    paths = ["id"]
+    if has_labels:
+        paths.append(label_field + ".label")
+    if need_embeddings:
+        paths.append(embeddings_field)
+    if need_filepaths:
+        paths.append("filepath")
+    columns = dict(zip(paths, view.values(paths)))
+    ids = list(columns["id"])
+    labels = list(columns[label_field + ".label"]) if has_labels else [None] * len(ids)
+
+    embeddings = None
+    if need_embeddings:
+        vectors = columns[embeddings_field]
+        missing = [sid for sid, v in zip(ids, vectors) if v is None]
+        if missing:
+            raise InputError(
+                "%d samples have no embedding in '%s' (e.g. sample %s). "
+                "Compute embeddings for the whole target view first, or "
+                "exclude those samples: view.exists('%s')"
+                % (len(missing), embeddings_field, missing[0], embeddings_field)
+            )
+        embeddings = _stack_embeddings(vectors, ids, embeddings_field)
+
+    classes = sorted({l for l in labels if l is not None})
+    index = {c: k for k, c in enumerate(classes)}
+    y = np.array([index[l] if l is not None else -1 for l in labels], dtype=np.int64)
+    return DetectorInputs(
+        ids=np.array(ids, dtype=object),
+        labels=np.array(labels, dtype=object),
+        classes=classes,
+        y=y,
+        embeddings=embeddings,
+        filepaths=(
+            np.array(columns["filepath"], dtype=object) if need_filepaths else None
+        ),
+        skipped={},
+    )

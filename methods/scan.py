@@ -1,0 +1,642 @@
+"""SCAN: learning to classify images without labels (Van Gansbeke et al., ECCV 2020).
+
+Three steps, on plain arrays:
+
+1. **Pretext features**: any embeddings (one vector per image), or
+   :func:`simclr_features`, a SimCLR instance-discrimination training
+   (NT-Xent loss over two augmented views of every image) of a torchvision
+   backbone on the dataset's own images.
+2. **Mining**: the K nearest neighbours of every sample (cosine, faiss),
+   :func:`mine_neighbors`.
+3. **Clustering step** (:func:`scan`): clustering heads trained with the SCAN
+   loss (:func:`scan_loss`): the consistency term ``-log <p_i, p_j>`` over
+   pairs of a sample and one of its mined neighbours, minus ``entropy_weight``
+   (lambda = 5) times the entropy of the mean prediction of the batch, which
+   keeps every cluster in use. Several heads are trained at once and the one
+   with the lowest loss is kept.
+4. **Self-labeling** (in :func:`scan`): the kept head is fine-tuned with a
+   cross-entropy on its own confident predictions (``p_max > 0.99``),
+   weighted against cluster imbalance, computed on strongly augmented inputs,
+   until the confident set stops growing.
+
+Deviation from the paper (documented in ``docs/scan.md``): the paper updates
+the whole backbone in steps 3 and 4, with RandAugment image augmentations.
+Here the pretext features are **frozen** and the trainable part is a small
+projection (``Linear + BatchNorm + ReLU``, ``hidden_dim``; 0 = linear heads
+directly on the features) shared by the heads. Image augmentations are
+replaced by feature-space augmentation: random feature dropout plus Gaussian
+noise (weak in the clustering step, stronger in self-labeling). That keeps
+the method fast on CPU (50,000 precomputed embeddings in a few minutes).
+
+:func:`hungarian_match` maps clusters to classes (Hungarian matching, then
+many-to-one majority for extra clusters when over-clustering) and
+:func:`cluster_metrics` computes ACC, NMI and ARI.
+
+No FiftyOne import here; torch, faiss, scipy and sklearn are imported inside
+the functions.
+"""
+
+import numpy as np
+
+_EPS = 1e-8
+
+
+# --------------------------------------------------------------------------
+# loss, neighbours, matching, metrics
+# --------------------------------------------------------------------------
+
+
+def scan_loss(anchor_logits, neighbor_logits, entropy_weight=5.0):
+    """The SCAN loss of a batch.
+
+    Args:
+        anchor_logits: torch tensor (b, c), logits of the samples
+        neighbor_logits: torch tensor (b, c), logits of one mined neighbour of
+            each sample (row-aligned)
+        entropy_weight (5.0): lambda, weight of the entropy term (paper: 5)
+
+    Returns:
+        ``(total, consistency, entropy)`` scalar tensors where
+        ``consistency = -mean_i log <p_i, p_j(i)>``,
+        ``entropy = -sum_c pbar_c log pbar_c`` with ``pbar`` the mean of the
+        anchors' softmax, and ``total = consistency - entropy_weight * entropy``
+    """
+    import torch
+
+    p_anchor = torch.softmax(anchor_logits, dim=1)
+    p_neighbor = torch.softmax(neighbor_logits, dim=1)
+    similarity = (p_anchor * p_neighbor).sum(dim=1)
+    consistency = -torch.log(similarity.clamp_min(_EPS)).mean()
+    mean_p = p_anchor.mean(dim=0)
+    entropy = -(mean_p * torch.log(mean_p.clamp_min(_EPS))).sum()
+    return consistency - entropy_weight * entropy, consistency, entropy
+
+
+def mine_neighbors(features, k=20, batch_size=16384):
+    """The ``k`` nearest neighbours of every row (cosine, self excluded).
+
+    Args:
+        features: float array (n, d)
+        k (20): neighbours per sample (paper default 20; clipped to n - 1)
+        batch_size (16384): query rows per faiss search
+
+    Returns:
+        int64 array (n, k) of row indices, nearest first
+    """
+    import faiss
+
+    x = np.ascontiguousarray(features, dtype=np.float32).copy()
+    n = len(x)
+    k = int(min(k, n - 1))
+    if k < 1:
+        raise ValueError("SCAN needs at least 2 samples and k >= 1")
+    faiss.normalize_L2(x)
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    out = np.empty((n, k), dtype=np.int64)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        _, found = index.search(x[start:stop], k + 1)
+        rows = np.arange(start, stop)
+        is_self = found == rows[:, None]
+        is_self[~is_self.any(axis=1), -1] = True  # exact duplicates: drop last
+        out[start:stop] = found[~is_self].reshape(len(rows), k)
+    return out
+
+
+def hungarian_match(clusters, labels, num_clusters=None, num_classes=None):
+    """Maps clusters to classes.
+
+    The Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) finds
+    the one-to-one assignment with the most samples on the diagonal. When
+    there are more clusters than classes (over-clustering), clusters left
+    unmatched are mapped to the majority class of their members (a cluster
+    with no labeled member gets -1).
+
+    Args:
+        clusters: int array (n,) of cluster indices
+        labels: int array (n,) of class indices (same samples)
+        num_clusters, num_classes: sizes (default: from the data)
+
+    Returns:
+        int array (num_clusters,): the class of each cluster (-1 = none)
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    clusters = np.asarray(clusters, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    num_clusters = int(num_clusters or (clusters.max() + 1 if len(clusters) else 0))
+    num_classes = int(num_classes or (labels.max() + 1 if len(labels) else 0))
+    counts = np.zeros((num_clusters, num_classes), dtype=np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    mapping = np.full(num_clusters, -1, dtype=np.int64)
+    mapping[rows] = cols
+    for c in np.flatnonzero(mapping < 0):
+        if counts[c].sum() > 0:
+            mapping[c] = int(counts[c].argmax())
+    return mapping
+
+
+def class_probabilities(probs, mapping, num_classes):
+    """Class probabilities from cluster probabilities and a cluster -> class map.
+
+    Args:
+        probs: float array (n, num_clusters)
+        mapping: int array (num_clusters,) from :func:`hungarian_match`
+            (-1 = cluster without a class, its mass is dropped)
+        num_classes: number of classes
+
+    Returns:
+        float64 array (n, num_classes): ``P(class c) = sum of p_k`` over the
+        clusters k mapped to c
+    """
+    out = np.zeros((len(probs), int(num_classes)), dtype=np.float64)
+    for cluster, cls in enumerate(mapping):
+        if cls >= 0:
+            out[:, cls] += probs[:, cluster]
+    return out
+
+
+def cluster_metrics(labels, clusters, mapping=None):
+    """Clustering accuracy (after matching), NMI and ARI.
+
+    Args:
+        labels: int array (n,) of class indices
+        clusters: int array (n,) of cluster indices
+        mapping (None): cluster -> class from :func:`hungarian_match`
+            (computed when None)
+
+    Returns:
+        dict ``acc``, ``nmi``, ``ari`` (floats)
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    labels = np.asarray(labels, dtype=np.int64)
+    clusters = np.asarray(clusters, dtype=np.int64)
+    if mapping is None:
+        mapping = hungarian_match(clusters, labels)
+    return {
+        "acc": float((mapping[clusters] == labels).mean()),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+    }
+
+
+def kmeans_clusters(features, num_clusters, seed=51, niter=50, nredo=3):
+    """k-means baseline (faiss, cosine: rows L2-normalised). Returns int (n,)."""
+    import faiss
+
+    x = np.ascontiguousarray(features, dtype=np.float32).copy()
+    faiss.normalize_L2(x)
+    km = faiss.Kmeans(x.shape[1], int(num_clusters), niter=niter, nredo=nredo,
+                      seed=int(seed), verbose=False)
+    km.train(x)
+    _, assigned = km.index.search(x, 1)
+    return assigned.ravel().astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# clustering step + self-labeling
+# --------------------------------------------------------------------------
+
+
+def scan(
+    features,
+    num_clusters=10,
+    k=20,
+    num_heads=10,
+    entropy_weight=5.0,
+    epochs=10,
+    batch_size=256,
+    lr=1e-3,
+    weight_decay=1e-4,
+    hidden_dim=128,
+    dropout=0.1,
+    noise=0.05,
+    self_label=True,
+    confidence_threshold=0.99,
+    self_label_epochs=10,
+    strong_dropout=0.3,
+    strong_noise=0.15,
+    patience=3,
+    min_growth=0.002,
+    min_steps=200,
+    neighbors=None,
+    seed=51,
+    device=None,
+    progress=None,
+):
+    """SCAN clustering (clustering step + self-labeling) of feature vectors.
+
+    Args:
+        features: float array (n, d) of pretext features (frozen; rows are
+            L2-normalised then standardised per dimension internally)
+        num_clusters (10): clusters per head (may exceed the number of
+            classes: over-clustering)
+        k (20): mined neighbours per sample (paper: 20)
+        num_heads (10): clustering heads trained at once (paper: 10); the
+            one with the lowest SCAN loss on the whole set is kept
+        entropy_weight (5.0): lambda of the entropy term (paper: 5)
+        epochs (10): clustering-step epochs (paper: 100 on images with a
+            trainable backbone; frozen features converge faster)
+        batch_size (256): samples per step (paper: 128); the entropy term is
+            estimated per batch, so it must be well above ``num_clusters``
+        lr (1e-3), weight_decay (1e-4): Adam (paper: lr 1e-4 for a full
+            backbone; the small head here trains faster with 1e-3)
+        hidden_dim (128): width of the trainable projection shared by the
+            heads (0 = linear heads on the features)
+        dropout (0.1), noise (0.05): feature-space augmentation of both
+            samples and neighbours in the clustering step (feature dropout
+            rate, Gaussian noise std in units of the per-dimension std)
+        self_label (True): run the self-labeling step
+        confidence_threshold (0.99): p_max above which a prediction is a
+            pseudo-label (paper: 0.99)
+        self_label_epochs (10): maximum self-labeling epochs
+        strong_dropout (0.3), strong_noise (0.15): the "strong" augmentation
+            of self-labeling (the paper uses RandAugment on images)
+        patience (3), min_growth (0.002): self-labeling stops when the
+            confident set has not grown by more than ``min_growth * n``
+            samples for ``patience`` epochs; the weights at the largest
+            confident set are kept
+        min_steps (200): small datasets get more epochs so that the
+            clustering step makes at least this many optimizer steps
+        neighbors (None): precomputed (n, k) neighbour indices
+        seed (51): all randomness (init, batches, augmentation)
+        device (None): torch device; default CUDA when available
+        progress (None): ``callable(fraction, message)``
+
+    Returns:
+        dict with
+        - ``cluster``: int array (n,), final cluster of each sample
+        - ``confidence``: float array (n,), its max probability
+        - ``probs``: float32 (n, num_clusters) final probabilities
+        - ``cluster_before_self_label``, ``confidence_before_self_label``,
+          ``probs_before_self_label``: after the clustering step only
+        - ``best_head``, ``head_losses`` (per head: total, consistency,
+          entropy on the whole set)
+        - ``confident_counts``: confident-set size before each
+          self-labeling epoch and after the last one
+        - ``clustering_epochs_run``, ``self_label_epochs_run``,
+          ``neighbors`` (n, k)
+    """
+    import torch
+
+    report = progress or (lambda fraction, message="": None)
+    x = np.asarray(features, dtype=np.float32)
+    n = len(x)
+    if n < 2:
+        raise ValueError("SCAN needs at least 2 samples, got %d" % n)
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN or inf")
+    num_clusters = int(num_clusters)
+    if num_clusters < 2:
+        raise ValueError("num_clusters must be >= 2, got %d" % num_clusters)
+
+    report(0.0, "mining %d nearest neighbours" % k)
+    if neighbors is None:
+        neighbors = mine_neighbors(x, k)
+    neighbors = np.asarray(neighbors, dtype=np.int64)
+    report(0.1, "clustering step")
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    fork_devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(int(seed))
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        feats = torch.from_numpy(_standardise(x)).to(device)
+        nbrs = torch.from_numpy(neighbors).to(device)
+        model = _make_model(feats.shape[1], hidden_dim, num_clusters, num_heads).to(device)
+        batch_size = int(min(batch_size, n))
+
+        def augment(v, drop, sigma):
+            if drop > 0:
+                keep = (torch.rand(v.shape, generator=gen) >= drop).to(device)
+                v = v * keep / (1.0 - drop)
+            if sigma > 0:
+                v = v + sigma * torch.randn(v.shape, generator=gen).to(device)
+            return v
+
+        # ---- clustering step
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        steps = max(n // batch_size, 1)
+        epochs = max(int(epochs), -(-int(min_steps) // steps))
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(n, generator=gen).to(device)
+            pick = torch.randint(0, nbrs.shape[1], (n,), generator=gen).to(device)
+            for s in range(steps):
+                rows = order[s * batch_size:(s + 1) * batch_size]
+                partners = nbrs[rows, pick[rows]]
+                both = torch.cat([feats[rows], feats[partners]])
+                both = augment(both, dropout, noise)
+                logits = model(both)
+                loss = 0.0
+                for head_logits in logits:
+                    total, _, _ = scan_loss(
+                        head_logits[: len(rows)], head_logits[len(rows):], entropy_weight
+                    )
+                    loss = loss + total
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            report(0.1 + 0.6 * (epoch + 1) / max(epochs, 1),
+                   "clustering step: epoch %d/%d" % (epoch + 1, epochs))
+
+        # ---- pick the head with the lowest loss over the whole set
+        probs_all = _predict(model, feats, batch_size=4096)  # list per head
+        head_losses = []
+        for p in probs_all:
+            p_t = torch.from_numpy(p)
+            nb_p = p_t[torch.from_numpy(neighbors)]  # (n, k, c)
+            sim = (p_t[:, None, :] * nb_p).sum(-1).clamp_min(_EPS)
+            consistency = float(-torch.log(sim).mean())
+            mean_p = p_t.mean(0)
+            entropy = float(-(mean_p * torch.log(mean_p.clamp_min(_EPS))).sum())
+            head_losses.append(
+                {"total": consistency - entropy_weight * entropy,
+                 "consistency": consistency, "entropy": entropy}
+            )
+        best = int(np.argmin([h["total"] for h in head_losses]))
+        before = probs_all[best]
+        result = {
+            "best_head": best,
+            "clustering_epochs_run": epochs,
+            "head_losses": head_losses,
+            "probs_before_self_label": before,
+            "cluster_before_self_label": before.argmax(1).astype(np.int64),
+            "confidence_before_self_label": before.max(1).astype(np.float32),
+            "neighbors": neighbors,
+        }
+
+        # ---- self-labeling
+        final = before
+        counts = [int((before.max(1) > confidence_threshold).sum())]
+        epochs_run = 0
+        if self_label and counts[0] > 0 and int(self_label_epochs) > 0:
+            model.keep_head(best)
+            report(0.7, "self-labeling (%d confident samples)" % counts[0])
+            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+            best_count, best_state, stale = counts[0], _copy_state(model), 0
+            # BatchNorm statistics stay those of the clustering step (eval
+            # mode): re-estimating them on strongly augmented batches shifts
+            # every prediction and shrinks the confident set
+            model.eval()
+            for epoch in range(int(self_label_epochs)):
+                order = torch.randperm(n, generator=gen).to(device)
+                for s in range(steps):
+                    rows = order[s * batch_size:(s + 1) * batch_size]
+                    with torch.no_grad():
+                        weak = torch.softmax(model(feats[rows])[0], dim=1)
+                    conf, target = weak.max(1)
+                    mask = conf > confidence_threshold
+                    if not bool(mask.any()):
+                        continue
+                    strong = model(augment(feats[rows][mask], strong_dropout, strong_noise))[0]
+                    target = target[mask]
+                    present, inverse, freq = torch.unique(
+                        target, return_inverse=True, return_counts=True
+                    )
+                    weight = torch.zeros(num_clusters, device=device)
+                    weight[present] = float(len(target)) / freq.float()
+                    loss = torch.nn.functional.cross_entropy(strong, target, weight=weight)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                epochs_run += 1
+                probs = _predict(model, feats, batch_size=4096)[0]
+                count = int((probs.max(1) > confidence_threshold).sum())
+                counts.append(count)
+                report(0.7 + 0.28 * (epoch + 1) / int(self_label_epochs),
+                       "self-labeling: epoch %d, %d confident" % (epoch + 1, count))
+                if count > best_count + min_growth * n:
+                    best_count, best_state, stale = count, _copy_state(model), 0
+                else:
+                    if count > best_count:
+                        best_count, best_state = count, _copy_state(model)
+                    stale += 1
+                    if stale >= patience:
+                        break
+            model.load_state_dict(best_state)
+            final = _predict(model, feats, batch_size=4096)[0]
+
+    result.update(
+        probs=final.astype(np.float32),
+        cluster=final.argmax(1).astype(np.int64),
+        confidence=final.max(1).astype(np.float32),
+        confident_counts=counts,
+        self_label_epochs_run=epochs_run,
+    )
+    report(1.0, "done")
+    return result
+
+
+def _standardise(x):
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)
+    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+    return x.astype(np.float32)
+
+
+def _make_model(in_dim, hidden_dim, num_clusters, num_heads):
+    import torch
+    from torch import nn
+
+    class ClusteringHeads(nn.Module):
+        """Shared projection (optional) + ``num_heads`` linear heads."""
+
+        def __init__(self):
+            super().__init__()
+            if hidden_dim and hidden_dim > 0:
+                self.body = nn.Sequential(
+                    nn.Linear(in_dim, hidden_dim),
+                    nn.BatchNorm1d(hidden_dim),
+                    nn.ReLU(),
+                )
+                width = hidden_dim
+            else:
+                self.body = nn.Identity()
+                width = in_dim
+            self.heads = nn.ModuleList(
+                nn.Linear(width, num_clusters) for _ in range(num_heads)
+            )
+
+        def forward(self, v):
+            h = self.body(v)
+            return [head(h) for head in self.heads]
+
+        def keep_head(self, index):
+            self.heads = nn.ModuleList([self.heads[index]])
+
+    return ClusteringHeads()
+
+
+def _predict(model, feats, batch_size=4096):
+    import torch
+
+    model.eval()
+    out = None
+    with torch.no_grad():
+        for start in range(0, len(feats), batch_size):
+            logits = model(feats[start:start + batch_size])
+            probs = [torch.softmax(l, dim=1).cpu().numpy() for l in logits]
+            if out is None:
+                out = [[] for _ in probs]
+            for acc, p in zip(out, probs):
+                acc.append(p)
+    return [np.concatenate(p).astype(np.float32) for p in out]
+
+
+def _copy_state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# --------------------------------------------------------------------------
+# SimCLR pretext task
+# --------------------------------------------------------------------------
+
+
+def simclr_features(
+    paths,
+    backbone="resnet18",
+    weights=None,
+    epochs=10,
+    batch_size=64,
+    image_size=64,
+    temperature=0.5,
+    lr=1e-3,
+    weight_decay=1e-6,
+    projection_dim=128,
+    seed=51,
+    device=None,
+    progress=None,
+):
+    """SimCLR instance discrimination on the images, returns their features.
+
+    Every image gets two random views (random resized crop, horizontal flip,
+    colour jitter, random grayscale); a backbone + 2-layer projection head is
+    trained with the NT-Xent loss (each view must pick its partner among the
+    other ``2 * batch - 2`` views). Features are then the backbone's pooled
+    output on the un-augmented (resized) images.
+
+    CPU-feasible for small datasets only (hundreds to a few thousand images
+    at ``image_size`` 32-64); for large datasets run it on a GPU.
+
+    Args:
+        paths: image file paths
+        backbone ("resnet18"): a name of ``methods.embeddings.BACKBONES``
+        weights (None): None = random init (the paper's setting), "DEFAULT"
+            = torchvision ImageNet weights as a starting point (internet
+            once), or a path to a local state_dict
+        epochs (10), batch_size (64), lr (1e-3, Adam), weight_decay (1e-6)
+        image_size (64): images are resized to this square size
+        temperature (0.5): NT-Xent temperature (SimCLR CIFAR setting)
+        projection_dim (128): output size of the projection head
+        seed (51), device (None), progress (None): as in :func:`scan`
+
+    Returns:
+        ``(features, failed, losses)``: float32 (n, d) features with NaN rows
+        for unreadable images, a list of ``(index, error message)``, and
+        the mean loss of every epoch
+    """
+    import torch
+    from torch import nn
+    from PIL import Image
+    import torchvision.transforms as T
+
+    from .embeddings import load_backbone
+
+    report = progress or (lambda fraction, message="": None)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    size = int(image_size)
+
+    images, rows, failed = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                images.append(img.convert("RGB").resize((size, size), Image.BILINEAR))
+            rows.append(i)
+        except Exception as e:  # unreadable/corrupt/missing file
+            failed.append((i, "%s: %s" % (type(e).__name__, e)))
+    n = len(images)
+    if n < 2:
+        raise ValueError("SimCLR needs at least 2 readable images, got %d" % n)
+
+    normalize = T.Compose([
+        T.ToTensor(),
+        T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    ])
+    augment = T.Compose([
+        T.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+    ])
+    losses = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(int(seed))
+        model, _, device = load_backbone(backbone, weights or None, device)
+        with torch.no_grad():
+            dim = model(normalize(images[0])[None].to(device)).shape[1]
+        head = nn.Sequential(
+            nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, int(projection_dim))
+        ).to(device)
+        params = list(model.parameters()) + list(head.parameters())
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        batch_size = int(max(2, min(batch_size, n)))
+        steps = max(n // batch_size, 1)
+        for epoch in range(int(epochs)):
+            model.train()
+            head.train()
+            order = torch.randperm(n, generator=gen).tolist()
+            total = 0.0
+            for s in range(steps):
+                idx = order[s * batch_size:(s + 1) * batch_size]
+                if len(idx) < 2:
+                    continue
+                v1 = torch.stack([normalize(augment(images[i])) for i in idx])
+                v2 = torch.stack([normalize(augment(images[i])) for i in idx])
+                z = head(model(torch.cat([v1, v2]).to(device)))
+                loss = nt_xent_loss(z, temperature)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item()
+                report((epoch + (s + 1) / steps) / (int(epochs) + 0.2),
+                       "SimCLR epoch %d/%d" % (epoch + 1, epochs))
+            losses.append(total / steps)
+
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, n, 256):
+                batch = torch.stack([normalize(im) for im in images[start:start + 256]])
+                out.append(model(batch.to(device)).float().cpu().numpy())
+    features = np.full((len(paths), dim), np.nan, dtype=np.float32)
+    features[rows] = np.concatenate(out)
+    report(1.0, "SimCLR features done")
+    return features, failed, losses
+
+
+def nt_xent_loss(z, temperature=0.5):
+    """NT-Xent (normalized temperature-scaled cross-entropy) of SimCLR.
+
+    Args:
+        z: torch tensor (2b, d): rows ``i`` and ``i + b`` are two views of
+            the same image
+        temperature (0.5)
+
+    Returns:
+        scalar tensor: mean over the 2b views of the cross-entropy of picking
+        the partner view among the other 2b - 1 views (cosine similarity /
+        temperature)
+    """
+    import torch
+
+    z = torch.nn.functional.normalize(z, dim=1)
+    two_b = z.shape[0]
+    b = two_b // 2
+    sim = z @ z.T / temperature
+    sim = sim.masked_fill(torch.eye(two_b, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(b, two_b), torch.arange(0, b)]).to(z.device)
+    return torch.nn.functional.cross_entropy(sim, target)
