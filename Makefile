@@ -24,8 +24,9 @@ $(PLUGINS_DIR)/label-noise-curation:
 	ln -sfn $(CURDIR) $@
 
 # DATASET=<dir> runs the demo on your own <dir>/<class>/<image> tree instead
+# (WEIGHTS=/path/to/resnet18.pth to embed offline; default: torchvision download)
 demo: $(STAMP) $(PLUGINS_DIR)/label-noise-curation
-	FIFTYONE_PLUGINS_DIR=$(PLUGINS_DIR) $(PY) demo/run_demo.py $(if $(DATASET),--dataset-dir "$(DATASET)")
+	FIFTYONE_PLUGINS_DIR=$(PLUGINS_DIR) $(PY) demo/run_demo.py $(if $(DATASET),--dataset-dir "$(DATASET)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
 test: $(STAMP)
 	$(PY) -m pytest

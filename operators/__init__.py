@@ -4,14 +4,52 @@ Each entry of :data:`OPERATORS` is registered by the plugin's
 ``register()`` and listed in ``fiftyone.yml`` (a test checks both agree).
 """
 
+from .dupes import (
+    ApplyDupesReview,
+    ComputeDupes,
+    ExportDupes,
+    ExportDupesCorrected,
+    ImportDupesReview,
+    RevertDupesReview,
+)
+from .cleannet import ComputeCleanNetSimilarity
+from .consensus import ComputeNoiseScore
+from .curation import (
+    ApplyLabelCorrections,
+    ExportCuratedDataset,
+    RevertLabelCorrections,
+    TagNoisySamples,
+)
 from .embeddings import ComputeEmbeddings
 from .knn import ComputeKnnDisagreement
 from .manage import DeleteRun
+from .panel import LabelNoisePanel
+from .scan import ComputeScanClusters
+from .self_learning import ComputeCorrectedLabels, LoadPrototypesView
+from .training_value import ComputeTrainingValue
 
 OPERATORS = [
     ComputeEmbeddings,
     ComputeKnnDisagreement,
     DeleteRun,
+    ComputeDupes,
+    ExportDupes,
+    ImportDupesReview,
+    ApplyDupesReview,
+    RevertDupesReview,
+    ExportDupesCorrected,
+    ComputeNoiseScore,
+    TagNoisySamples,
+    ApplyLabelCorrections,
+    RevertLabelCorrections,
+    ExportCuratedDataset,
+    ComputeTrainingValue,
+    ComputeScanClusters,
+    ComputeCorrectedLabels,
+    LoadPrototypesView,
+    ComputeCleanNetSimilarity,
 ]
 
-PANELS = []
+PANELS = [
+    LabelNoisePanel,
+]

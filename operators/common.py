@@ -191,37 +191,38 @@ class DetectorOperator(foo.Operator):
         with lnr.run_lock(dataset, run_key):
             progress(0.0, "reading inputs")
             computed = self.compute(ctx, view, params, progress)
-            progress(0.97, "writing results")
-            replaced = _stale_fields(dataset, run_key, computed.fields)
-            lnd.write_sample_fields(dataset, computed.ids, computed.fields)
-            for field_name in replaced:
-                dataset.delete_sample_field(field_name)
-            num_flagged = None
-            if computed.flagged is not None:
-                num_flagged = int(sum(bool(f) for f in computed.flagged))
-                if params.get("tag"):
-                    tag_flagged(view, computed.ids, computed.flagged, params["tag"])
-            summary = dict(computed.summary)
-            summary.update(
-                run_key=run_key,
-                num_samples=len(computed.ids),
-                fields=list(computed.fields),
-                seconds=round(time.time() - started, 2),
-            )
-            if num_flagged is not None:
-                summary["num_flagged"] = num_flagged
-            lnr.record_run(
-                dataset,
-                run_key,
-                self.method,
-                params,
-                list(computed.fields),
-                results=computed.results,
-                num_samples=len(computed.ids),
-                num_flagged=num_flagged,
-                seconds=summary["seconds"],
-                **computed.info,
-            )
+            with lnr.dataset_write_lock(dataset):
+                progress(0.97, "writing results")
+                replaced = _stale_fields(dataset, run_key, computed.fields)
+                lnd.write_sample_fields(dataset, computed.ids, computed.fields)
+                for field_name in replaced:
+                    dataset.delete_sample_field(field_name)
+                num_flagged = None
+                if computed.flagged is not None:
+                    num_flagged = int(sum(bool(f) for f in computed.flagged))
+                    if params.get("tag"):
+                        tag_flagged(view, computed.ids, computed.flagged, params["tag"])
+                summary = dict(computed.summary)
+                summary.update(
+                    run_key=run_key,
+                    num_samples=len(computed.ids),
+                    fields=list(computed.fields),
+                    seconds=round(time.time() - started, 2),
+                )
+                if num_flagged is not None:
+                    summary["num_flagged"] = num_flagged
+                lnr.record_run(
+                    dataset,
+                    run_key,
+                    self.method,
+                    params,
+                    list(computed.fields),
+                    results=computed.results,
+                    num_samples=len(computed.ids),
+                    num_flagged=num_flagged,
+                    seconds=summary["seconds"],
+                    **computed.info,
+                )
         progress(1.0, "done")
         reload_app(ctx)
         return summary
@@ -246,9 +247,13 @@ class DetectorOperator(foo.Operator):
         return call_operator(self, sample_collection, params, delegate)
 
 
-def call_operator(operator, sample_collection, params, delegate=False):
-    """The SDK side of every operator: validates names, executes, unwraps."""
-    known = {p.name for p in getattr(operator, "params", ())}
+def call_operator(operator, sample_collection, params, delegate=False, extra_names=()):
+    """The SDK side of every operator: validates names, executes, unwraps.
+
+    ``extra_names``: accepted parameter names that are not ``Param``s (e.g. a
+    form-only ``confirm`` checkbox).
+    """
+    known = {p.name for p in getattr(operator, "params", ())} | set(extra_names)
     if known:
         unknown = sorted(set(params) - known)
         if unknown:

@@ -6,7 +6,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .common import Param, call_operator, delegation_input, progress_reporter, reload_app
-from .data import InputError, check_media, write_sample_fields
+from .data import InputError, check_media, is_empty, write_sample_fields
 
 
 class ComputeEmbeddings(foo.Operator):
@@ -69,7 +69,7 @@ class ComputeEmbeddings(foo.Operator):
         p = {q.name: ctx.params.get(q.name, q.default) for q in self.params}
         view = ctx.target_view()
         check_media(view)
-        if len(view) == 0:
+        if is_empty(view):
             raise InputError("The target view is empty: nothing to embed")
         field = p["embeddings_field"]
         if not field or not field.isidentifier():

@@ -144,6 +144,55 @@ def run_lock(dataset, run_key):
         locks.delete_one({"_id": lock_id, "pid": me["pid"], "host": me["host"]})
 
 
+@contextlib.contextmanager
+def dataset_write_lock(dataset, timeout=600.0, poll=0.05):
+    """Serialises the write phase of runs on one dataset across processes.
+
+    FiftyOne saves a dataset's field schema and run records by replacing
+    whole lists/dicts of the dataset document, so two processes declaring
+    new fields (or registering runs) at the same moment can silently drop
+    each other's entries. Runs of this plugin therefore write one at a time
+    per dataset: this waits (up to ``timeout`` seconds) for the lock, takes
+    over a lock of a killed process on this host, then reloads the dataset
+    document so the writes start from the current schema.
+    """
+    import time
+
+    import pymongo.errors
+    import fiftyone.core.odm as foo_odm
+
+    locks = foo_odm.get_db_conn()[_LOCKS_COLLECTION]
+    lock_id = "%s:__writes__" % dataset._doc.id
+    me = {
+        "_id": lock_id,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": datetime.datetime.utcnow(),
+    }
+    deadline = time.time() + timeout
+    while True:
+        try:
+            locks.insert_one(me)
+            break
+        except pymongo.errors.DuplicateKeyError:
+            holder = locks.find_one({"_id": lock_id}) or {}
+            if _is_stale(holder):
+                locks.delete_one({"_id": lock_id, "pid": holder.get("pid")})
+                continue
+            if time.time() > deadline:
+                raise RunLockedError(
+                    "Dataset '%s' is being written by another run (pid %s on "
+                    "%s) for more than %d s. Retry later"
+                    % (dataset.name, holder.get("pid"), holder.get("host"), timeout)
+                )
+            time.sleep(poll)
+    try:
+        dataset.reload()
+        yield
+    finally:
+        locks.delete_one({"_id": lock_id, "pid": me["pid"], "host": me["host"]})
+
+
 def _is_stale(holder):
     if not holder or holder.get("host") != socket.gethostname():
         return False

@@ -20,7 +20,7 @@ def test_plugin_discovered_in_subprocess_and_matches_fiftyone_yml():
         assert manifest.get(key), key
     assert manifest["fiftyone"]["version"]
     out = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "fiftyone"), "operators", "list"],
+        [os.path.join(os.path.dirname(sys.executable), "fiftyone"), "operators", "list", "--include-unlisted"],
         capture_output=True, text=True, env=dict(os.environ), timeout=120,
     )
     assert out.returncode == 0, out.stderr

@@ -1,0 +1,707 @@
+"""Operators of the review loop: tag, correct, undo, export.
+
+- ``tag_noisy_samples``: tag the samples beyond a threshold / the top-k of a
+  score (overall or per class); the form previews the count.
+- ``apply_label_corrections``: copy a suggestion (``suggested_label``,
+  ``corrected_label``, ``dupe_label``, ``knn_label``...) into the label field
+  for the target view, through :mod:`operators.corrections` (original kept,
+  record of the change).
+- ``revert_label_corrections``: exact undo.
+- ``export_curated_dataset``: write the clean part and the suspect part
+  separately (``clean/<class>/...`` and ``dirty/<class>/...``, or a FiftyOne
+  format), confined to the chosen directory.
+
+Everything here is aggregations (``count``, ``values``, ``count_values``) and
+bulk writes: no Python loop over samples except when copying files.
+"""
+
+import json
+import math
+import os
+import shutil
+
+import fiftyone as fo
+import fiftyone.core.fields as fof
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+from fiftyone import ViewField as F
+
+from . import corrections as lnc
+from . import safe_paths as sp
+from .common import (
+    Param,
+    call_operator,
+    delegation_input,
+    progress_reporter,
+    reload_app,
+)
+from .data import InputError, check_label_field
+
+SOURCE = "curation"
+SELECTION_MODES = ("threshold", "top_k", "top_fraction")
+
+
+# --------------------------------------------------------------- selection
+
+
+def score_fields(collection):
+    """Top-level numeric fields of ``collection`` (candidate scores)."""
+    return sorted(
+        name
+        for name, f in collection.get_field_schema().items()
+        if isinstance(f, (fof.FloatField, fof.IntField)) and not name.startswith("_")
+    )
+
+
+def suggestion_fields(collection):
+    """Fields that can hold a proposed class: Classification or string."""
+    out = []
+    for name, f in collection.get_field_schema().items():
+        doc = getattr(f, "document_type", None)
+        if doc is not None and issubclass(doc, fo.Classification):
+            out.append(name)
+        elif isinstance(f, fof.StringField) and name not in ("filepath",):
+            out.append(name)
+    return sorted(out)
+
+
+def check_score_field(collection, score_field):
+    if score_field not in score_fields(collection):
+        raise InputError(
+            "Score field '%s' is not a numeric field of dataset '%s'. Numeric "
+            "fields: %s. Run compute_noise_score (or a detector) first"
+            % (score_field, collection._root_dataset.name, score_fields(collection) or "none")
+        )
+
+
+def flagged_view(
+    view,
+    score_field="noise_score",
+    mode="threshold",
+    threshold=0.5,
+    top_k=100,
+    fraction=0.1,
+    per_class=False,
+    label_field="ground_truth",
+    higher_is_noisier=True,
+):
+    """The samples of ``view`` a selection rule flags (a view, not a list).
+
+    ``threshold``: score beyond ``threshold`` (above when higher = noisier,
+    else below); ``top_k`` / ``top_fraction``: the k (or the fraction) most
+    suspicious samples overall, or in each class of ``label_field`` when
+    ``per_class``. Samples without a score are never flagged.
+    """
+    if mode not in SELECTION_MODES:
+        raise InputError("mode must be one of %s, got %r" % (SELECTION_MODES, mode))
+    scored = view.exists(score_field)
+    if mode == "threshold":
+        expr = F(score_field) > threshold if higher_is_noisier else F(score_field) < threshold
+        return scored.match(expr)
+    if per_class:
+        check_label_field(view, label_field)
+        counts = scored.count_values(label_field + ".label")
+        ids = []
+        for label, n in counts.items():
+            if label is None:
+                continue
+            k = _how_many(mode, n, top_k, fraction)
+            if k <= 0:
+                continue
+            part = scored.match(F(label_field + ".label") == label)
+            ids += part.sort_by(score_field, reverse=higher_is_noisier).limit(k).values("id")
+        return scored.select(ids, ordered=False)
+    k = _how_many(mode, scored.count(), top_k, fraction)
+    return scored.sort_by(score_field, reverse=higher_is_noisier).limit(max(k, 0))
+
+
+def flagged_count(view, per_class_counts=False, **rule):
+    """Number flagged by ``rule`` (see :func:`flagged_view`), by aggregation."""
+    mode = rule.get("mode", "threshold")
+    if mode != "threshold" and rule.get("per_class") and not per_class_counts:
+        label_field = rule.get("label_field", "ground_truth")
+        check_label_field(view, label_field)
+        counts = view.exists(rule.get("score_field", "noise_score")).count_values(
+            label_field + ".label"
+        )
+        return sum(
+            max(_how_many(mode, n, rule.get("top_k", 100), rule.get("fraction", 0.1)), 0)
+            for c, n in counts.items()
+            if c is not None
+        )
+    return flagged_view(view, **rule).count()
+
+
+def _how_many(mode, n, top_k, fraction):
+    if mode == "top_k":
+        return min(int(top_k), n)
+    return min(int(math.ceil(float(fraction) * n)), n)
+
+
+# ---------------------------------------------------------- shared plumbing
+
+
+class _CurationOperator(foo.Operator):
+    """Form, defaults, confirmation and SDK call shared by these operators."""
+
+    name = None
+    label = None
+    description = None
+    params = ()
+    destructive = False
+    risk = "low"
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name=self.name,
+            label=self.label,
+            description=self.description,
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            risk_level=self.risk,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx)
+        self.form(ctx, inputs)
+        delegation_input(inputs)
+        return types.Property(inputs, view=types.View(label=self.label))
+
+    def form(self, ctx, inputs):
+        for param in self.params:
+            param.add_to(inputs, ctx)
+
+    def resolve_delegation(self, ctx):
+        return bool(ctx.params.get("delegate", False))
+
+    def values(self, ctx):
+        out = {}
+        for p in self.params:
+            v = ctx.params.get(p.name, p.default)
+            out[p.name] = p.default if v is None else v
+        return out
+
+    def execute(self, ctx):
+        if self.destructive and ctx.params.get("confirm") is False:
+            raise InputError(
+                "%s changes labels: tick the confirmation box to run it" % self.name
+            )
+        result = self.run(ctx, self.values(ctx), progress_reporter(ctx))
+        reload_app(ctx)
+        return result
+
+    def run(self, ctx, params, progress):
+        raise NotImplementedError
+
+    def __call__(self, sample_collection, delegate=False, **params):
+        """Runs the operator on a dataset or view from Python (see docs)."""
+        return call_operator(self, sample_collection, params, delegate)
+
+
+def _field_choice(inputs, name, choices, default, label, description):
+    """A dropdown of existing fields that still accepts any typed value."""
+    dropdown = types.AutocompleteView()
+    for choice in choices:
+        dropdown.add_choice(choice, label=choice)
+    inputs.str(
+        name,
+        default=default,
+        required=False,
+        label=label,
+        description=description,
+        view=dropdown,
+    )
+
+
+def _confirm(inputs, ctx, message):
+    """FiftyOne-style destructive form: a warning with the count, and the
+    form is invalid until ``confirm`` is ticked (SDK calls need not pass it;
+    ``confirm=False`` refuses)."""
+    inputs.bool(
+        "confirm",
+        default=False,
+        required=False,
+        label="I understand: " + message,
+        view=types.CheckboxView(),
+    )
+    warn = inputs.view("warning", types.Warning(label=message))
+    if ctx.params.get("confirm") is False:  # the App sends the default False
+        warn.invalid = True
+        warn.error_message = "Tick 'I understand' to run"
+
+
+# -------------------------------------------------------------- tag samples
+
+
+class TagNoisySamples(_CurationOperator):
+    name = "tag_noisy_samples"
+    label = "Label noise: tag suspicious samples"
+    description = (
+        "Tags the samples beyond a score threshold, or the top-k / top "
+        "fraction (overall or per class)"
+    )
+    params = (
+        Param("score_field", "noise_score", "Score field", "Numeric field to rank by"),
+        Param(
+            "mode", "threshold", "Select by",
+            "threshold: score beyond a value; top_k: the k most suspicious; "
+            "top_fraction: that fraction of the samples",
+            choices=SELECTION_MODES,
+        ),
+        Param("threshold", 0.8, "Threshold", "Used by mode=threshold"),
+        Param("top_k", 100, "k", "Used by mode=top_k"),
+        Param("fraction", 0.1, "Fraction", "Used by mode=top_fraction (0-1)"),
+        Param(
+            "per_class", False, "Per class",
+            "top_k / top_fraction within each class of the label field",
+        ),
+        Param("label_field", "ground_truth", "Label field", "Classes for per-class selection"),
+        Param(
+            "higher_is_noisier", True, "Higher = noisier",
+            "Untick for scores where higher means cleaner (training_value, "
+            "cleannet_similarity)",
+        ),
+        Param("tag", "noisy", "Tag", "Sample tag to add"),
+        Param(
+            "replace", True, "Replace previous tags",
+            "First remove this tag from the rest of the target view",
+        ),
+    )
+
+    def form(self, ctx, inputs):
+        dataset = ctx.dataset
+        fields = score_fields(dataset) if dataset is not None else []
+        default = "noise_score" if "noise_score" in fields else (fields[0] if fields else "noise_score")
+        for p in self.params:
+            if p.name == "score_field":
+                _field_choice(inputs, p.name, fields, default, p.label, p.description)
+            else:
+                p.add_to(inputs, ctx)
+        if dataset is None:
+            return
+        params = self.values(ctx)
+        if not ctx.params.get("score_field"):
+            params["score_field"] = default
+        try:
+            view = ctx.target_view()
+            check_score_field(view, params["score_field"])
+            n = flagged_count(view, **_rule(params))
+        except InputError as e:
+            bad = inputs.view("preview", types.Warning(label=str(e)))
+            bad.invalid = True
+            bad.error_message = str(e)
+            return
+        inputs.view(
+            "preview",
+            types.Notice(
+                label="%d of %d samples will be tagged '%s'"
+                % (n, view.count(), params["tag"])
+            ),
+        )
+
+    def run(self, ctx, params, progress):
+        view = ctx.target_view()
+        check_score_field(view, params["score_field"])
+        if not params["tag"]:
+            raise InputError("tag must be a non-empty tag name")
+        progress(0.1, "selecting")
+        chosen = flagged_view(view, **_rule(params))
+        ids = chosen.values("id")
+        if params["replace"]:
+            view.untag_samples(params["tag"])
+        if ids:
+            ctx.dataset.select(ids).tag_samples(params["tag"])
+        per_class = {}
+        if params["label_field"] in view.get_field_schema():
+            per_class = {
+                str(k): v
+                for k, v in ctx.dataset.select(ids).count_values(
+                    params["label_field"] + ".label"
+                ).items()
+            } if ids else {}
+        return {"num_tagged": len(ids), "tag": params["tag"], "per_class": per_class}
+
+
+def _rule(params):
+    return dict(
+        score_field=params["score_field"],
+        mode=params["mode"],
+        threshold=float(params["threshold"]),
+        top_k=int(params["top_k"]),
+        fraction=float(params["fraction"]),
+        per_class=bool(params["per_class"]),
+        label_field=params["label_field"],
+        higher_is_noisier=bool(params["higher_is_noisier"]),
+    )
+
+
+# ------------------------------------------------------- apply corrections
+
+
+def suggestion_path(collection, field):
+    """``field.label`` for a Classification field, ``field`` for a string."""
+    schema = collection.get_field_schema()
+    if field not in schema:
+        raise InputError(
+            "Suggestion field '%s' does not exist. Fields that can hold a "
+            "suggested class: %s. Run compute_noise_score (suggested_label) "
+            "or a detector that proposes labels first"
+            % (field, suggestion_fields(collection) or "none")
+        )
+    f = schema[field]
+    doc = getattr(f, "document_type", None)
+    if doc is not None and issubclass(doc, fo.Classification):
+        return field + ".label", field + ".confidence"
+    if isinstance(f, fof.StringField):
+        return field, None
+    raise InputError(
+        "Suggestion field '%s' is a %s: it must be an fo.Classification or a "
+        "string field" % (field, type(f).__name__)
+    )
+
+
+def corrections_view(view, label_field, source_field, only_tag="", min_confidence=0.0):
+    """Samples of ``view`` whose suggestion exists and differs from the label."""
+    check_label_field(view, label_field)
+    if source_field == label_field:
+        raise InputError("The suggestion field cannot be the label field itself")
+    label_path, conf_path = suggestion_path(view, source_field)
+    out = view
+    if only_tag:
+        out = out.match_tags(only_tag)
+    out = out.exists(label_path).match(F(label_path) != F(label_field + ".label"))
+    if conf_path and min_confidence and float(min_confidence) > 0:
+        out = out.match(F(conf_path) >= float(min_confidence))
+    return out
+
+
+class ApplyLabelCorrections(_CurationOperator):
+    name = "apply_label_corrections"
+    label = "Label noise: apply suggested labels"
+    description = (
+        "Copies a suggested class into the label field for the target view; "
+        "the original is kept in <label_field>_original (undo with "
+        "revert_label_corrections)"
+    )
+    destructive = True
+    risk = "medium"
+    params = (
+        Param("label_field", "ground_truth", "Label field", "The labels to correct"),
+        Param(
+            "source_field", "suggested_label", "Take labels from",
+            "suggested_label (consensus), corrected_label (self-learning), "
+            "dupe_label (Dupes), knn_label (kNN), or any Classification/string field",
+        ),
+        Param(
+            "only_tag", "", "Only samples tagged",
+            "Restrict to samples of the target view with this tag (e.g. "
+            "noisy); empty = the whole target view",
+        ),
+        Param(
+            "min_confidence", 0.0, "Minimum confidence",
+            "Skip suggestions whose confidence is below this",
+        ),
+    )
+
+    def form(self, ctx, inputs):
+        dataset = ctx.dataset
+        for p in self.params:
+            if p.name == "source_field" and dataset is not None:
+                _field_choice(
+                    inputs, p.name, suggestion_fields(dataset), p.default, p.label, p.description
+                )
+            else:
+                p.add_to(inputs, ctx)
+        if dataset is None:
+            return
+        params = self.values(ctx)
+        try:
+            n = self.target(ctx, params).count()
+        except InputError as e:
+            bad = inputs.view("preview", types.Warning(label=str(e)))
+            bad.invalid = True
+            bad.error_message = str(e)
+            return
+        if n == 0:
+            bad = inputs.view(
+                "preview", types.Warning(label="No sample of the target view has a different suggestion")
+            )
+            bad.invalid = True
+            bad.error_message = "nothing to correct in the target view"
+            return
+        _confirm(
+            inputs,
+            ctx,
+            "relabel %d samples in '%s' with '%s' (originals kept in %s)"
+            % (n, params["label_field"], params["source_field"],
+               lnc.original_field(params["label_field"])),
+        )
+
+    @staticmethod
+    def target(ctx, params):
+        return corrections_view(
+            ctx.target_view(),
+            params["label_field"],
+            params["source_field"],
+            params["only_tag"],
+            params["min_confidence"],
+        )
+
+    def run(self, ctx, params, progress):
+        view = self.target(ctx, params)
+        label_path, _ = suggestion_path(view, params["source_field"])
+        progress(0.1, "reading suggestions")
+        ids, labels = view.values(["id", label_path])
+        progress(0.5, "relabeling %d samples" % len(ids))
+        result = lnc.apply_corrections(
+            ctx.dataset, ids, labels, params["label_field"], source=SOURCE
+        )
+        return dict(
+            result,
+            label_field=params["label_field"],
+            source_field=params["source_field"],
+            original_field=lnc.original_field(params["label_field"]),
+        )
+
+
+class RevertLabelCorrections(_CurationOperator):
+    name = "revert_label_corrections"
+    label = "Label noise: undo label corrections"
+    description = "Restores the original labels of the corrected samples of the target view"
+    risk = "medium"
+    params = (
+        Param("label_field", "ground_truth", "Label field", "The corrected label field"),
+        Param(
+            "source", "", "Only corrections by",
+            "Only undo corrections recorded with this source (curation, "
+            "dupes...); empty = all",
+        ),
+    )
+
+    def form(self, ctx, inputs):
+        super().form(ctx, inputs)
+        if ctx.dataset is None:
+            return
+        params = self.values(ctx)
+        n = len(self._ids(ctx, params))
+        inputs.view(
+            "preview",
+            types.Notice(label="%d corrected samples in the target view will be restored" % n),
+        )
+
+    @staticmethod
+    def _ids(ctx, params):
+        corrected = set(
+            lnc.corrected_ids(ctx.dataset, params["label_field"], source=params["source"] or None)
+        )
+        if not corrected:
+            return []
+        return ctx.target_view().select(list(corrected)).values("id")
+
+    def run(self, ctx, params, progress):
+        ids = self._ids(ctx, params)
+        result = lnc.revert_corrections(
+            ctx.dataset, params["label_field"], ids=ids, source=params["source"] or None
+        )
+        return {"num_reverted": result["num_reverted"], "label_field": params["label_field"]}
+
+
+# ------------------------------------------------------------------ export
+
+EXPORT_FORMATS = ("image_tree", "fiftyone_dataset", "fiftyone_image_classification")
+MANIFEST = "curation.json"
+
+
+class ExportCuratedDataset(_CurationOperator):
+    name = "export_curated_dataset"
+    label = "Label noise: export clean and suspect parts"
+    description = (
+        "Writes the clean part and the suspect part of the target view "
+        "separately: <dir>/clean/<class>/... and <dir>/dirty/<class>/..."
+    )
+    params = (
+        Param("export_dir", "", "Export directory", "Created if missing; nothing is written outside it"),
+        Param(
+            "split_by", "tag", "Suspect samples are",
+            "tag: samples with the dirty tag; score: samples beyond the threshold",
+            choices=("tag", "score"),
+        ),
+        Param("dirty_tag", "noisy", "Dirty tag", "Used by split_by=tag"),
+        Param("score_field", "noise_score", "Score field", "Used by split_by=score"),
+        Param("threshold", 0.8, "Threshold", "Used by split_by=score (above = suspect)"),
+        Param("label_field", "ground_truth", "Label field", "Class of each sample"),
+        Param(
+            "labels", "current", "Labels",
+            "current: the label field as it is now (with applied corrections); "
+            "original: the labels before any correction",
+            choices=("current", "original"),
+        ),
+        Param(
+            "format", "image_tree", "Format",
+            "image_tree: <split>/<class>/<image>; or a FiftyOne format per split",
+            choices=EXPORT_FORMATS,
+        ),
+        Param("include_dirty", True, "Export the suspect part", "Untick to export only clean/"),
+        Param(
+            "overwrite", False, "Replace a previous export",
+            "Delete clean/, dirty/ and curation.json of a previous export in this directory first",
+        ),
+    )
+
+    def form(self, ctx, inputs):
+        super().form(ctx, inputs)
+        if ctx.dataset is None:
+            return
+        params = self.values(ctx)
+        try:
+            clean, dirty = self.split(ctx.target_view(), params)
+            msg = "%d clean and %d suspect samples" % (clean.count(), dirty.count())
+        except InputError as e:
+            bad = inputs.view("preview", types.Warning(label=str(e)))
+            bad.invalid = True
+            bad.error_message = str(e)
+            return
+        inputs.view("preview", types.Notice(label=msg))
+
+    @staticmethod
+    def split(view, params):
+        label_field = params["label_field"]
+        check_label_field(view, label_field)
+        view = view.exists(label_field)
+        if params["split_by"] == "tag":
+            if not params["dirty_tag"]:
+                raise InputError("dirty_tag is required when split_by=tag")
+            dirty = view.match_tags(params["dirty_tag"])
+            clean = view.match_tags(params["dirty_tag"], bool=False)
+        elif params["split_by"] == "score":
+            check_score_field(view, params["score_field"])
+            expr = F(params["score_field"]) > float(params["threshold"])
+            dirty = view.match(expr)
+            clean = view.match(~expr)
+        else:
+            raise InputError("split_by must be 'tag' or 'score', got %r" % params["split_by"])
+        return clean, dirty
+
+    def run(self, ctx, params, progress):
+        if params["format"] not in EXPORT_FORMATS:
+            raise InputError("format must be one of %s" % (EXPORT_FORMATS,))
+        if params["labels"] not in ("current", "original"):
+            raise InputError("labels must be 'current' or 'original'")
+        root = _export_root(params["export_dir"])
+        clean, dirty = self.split(ctx.target_view(), params)
+        label_field = params["label_field"]
+        path = label_field
+        orig = lnc.original_field(label_field)
+        use_original = params["labels"] == "original" and orig in ctx.dataset.get_field_schema()
+        parts = [("clean", clean)] + ([("dirty", dirty)] if params["include_dirty"] else [])
+        _prepare_export_dir(root, params["overwrite"])
+        summary = {"dir": root, "format": params["format"], "labels": params["labels"]}
+        manifest = {"label_field": label_field, "labels": params["labels"], "splits": {}}
+        total = sum(v.count() for _, v in parts) or 1
+        done = 0
+        for split, view in parts:
+            labels = view.values(path + ".label")
+            if use_original:
+                originals = view.values(orig + ".label")
+                labels = [o if o is not None else c for o, c in zip(originals, labels)]
+            target = sp.join_inside(root, split)
+            os.makedirs(target, exist_ok=True)
+            if params["format"] == "image_tree":
+                rows, missing = _copy_tree(view, labels, target, progress, done, total)
+                manifest["splits"][split] = {"files": rows, "classes": _folders(labels)}
+            else:
+                rows, missing = _export_fiftyone(
+                    view, target, params["format"], label_field, orig if use_original else None
+                )
+                manifest["splits"][split] = {"num_samples": rows}
+            done += view.count()
+            summary["num_" + split] = rows if isinstance(rows, int) else len(rows)
+            summary["missing_" + split] = missing[:20]
+        with open(sp.join_inside(root, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1, ensure_ascii=False)
+        progress(1.0, "exported")
+        return summary
+
+
+def _export_root(path):
+    if not path or not isinstance(path, str):
+        raise InputError("export_dir is required: the folder to export into")
+    root = os.path.realpath(os.path.expanduser(path))
+    if root == os.path.sep or root == os.path.realpath(os.path.expanduser("~")):
+        raise InputError("Refusing to export into '%s': pick a dedicated folder" % root)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise InputError("'%s' exists and is not a folder" % root)
+    return root
+
+
+def _prepare_export_dir(root, overwrite):
+    os.makedirs(root, exist_ok=True)
+    ours = [n for n in ("clean", "dirty", MANIFEST) if os.path.lexists(os.path.join(root, n))]
+    if not ours:
+        return
+    if not overwrite:
+        raise InputError(
+            "'%s' already holds %s from a previous export: pick another "
+            "folder or pass overwrite=True" % (root, ", ".join(ours))
+        )
+    for name in ours:
+        path = os.path.join(root, name)
+        if os.path.islink(path):
+            os.unlink(path)  # removes the link only, never its target
+        elif os.path.isdir(path):
+            if not sp.inside(root, path):
+                raise InputError("refusing to delete '%s': outside '%s'" % (path, root))
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def _folders(labels):
+    return {sp.safe_name(c): c for c in sorted({x for x in labels if isinstance(x, str) and x})}
+
+
+def _copy_tree(view, labels, target, progress, done, total):
+    ids, paths = view.values(["id", "filepath"])
+    folder_of = {c: f for f, c in _folders(labels).items()}
+    used, rows, missing = {}, [], []
+    for k, (sid, src, label) in enumerate(zip(ids, paths, labels)):
+        if label not in folder_of:
+            continue
+        folder = folder_of[label]
+        os.makedirs(sp.join_inside(target, folder), exist_ok=True)
+        name = sp.unique_name(
+            sp.safe_file_name(os.path.basename(src)), used.setdefault(folder, set())
+        )
+        dest = sp.join_inside(target, folder, name)
+        try:
+            shutil.copyfile(src, dest)
+        except OSError as e:
+            missing.append("%s (%s)" % (src, type(e).__name__))
+            continue
+        rows.append({"file": folder + "/" + name, "label": label, "id": sid})
+        if k % 500 == 0:
+            progress((done + k) / total, "copied %d/%d" % (done + k, total))
+    return rows, missing
+
+
+def _export_fiftyone(view, target, fmt, label_field, original=None):
+    """Exports ``view`` in a FiftyOne format; ``original``: the field of the
+    pre-correction labels to export instead (a view stage, nothing written
+    to the dataset)."""
+    if original:
+        view = view.set_field(
+            label_field,
+            F(original).exists().if_else(F(original), F(label_field)),
+        )
+    dataset_type = {
+        "fiftyone_dataset": fo.types.FiftyOneDataset,
+        "fiftyone_image_classification": fo.types.FiftyOneImageClassificationDataset,
+    }[fmt]
+    kwargs = dict(export_dir=target, dataset_type=dataset_type)
+    if fmt != "fiftyone_dataset":
+        kwargs["label_field"] = label_field
+    view.export(**kwargs)
+    return view.count(), []

@@ -1,0 +1,126 @@
+"""Fast synthetic datasets for reliability tests and the scale benchmark.
+
+``fo.Dataset.add_samples`` validates every sample in Python (~600 samples/s
+on the 2-core CI machine); the scale benchmark needs 1,000,000 samples and
+the interruption tests tens of thousands. :func:`insert_blob_samples` writes
+the same documents FiftyOne writes (same fields, same binary encoding of
+vectors) straight to the sample collection in batches, then declares the
+fields, so the result is an ordinary dataset for every FiftyOne API.
+
+Import only after the private database is set up (it imports fiftyone).
+"""
+
+import datetime
+
+import numpy as np
+
+
+def blob_centers(dim, num_classes, seed=0):
+    """``num_classes`` random unit vectors of dimension ``dim`` (seeded)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(num_classes, dim)).astype(np.float32)
+    return centers / np.linalg.norm(centers, axis=1, keepdims=True)
+
+
+def gaussian_blobs(n, dim, num_classes, noise_rate=0.1, seed=0, spread=0.6, centers=None):
+    """``n`` points around ``num_classes`` unit centres (:func:`blob_centers`).
+
+    Returns (x float32 (n, dim), true int labels, noisy int labels).
+    """
+    if centers is None:
+        centers = blob_centers(dim, num_classes, seed)
+    rng = np.random.default_rng(seed + 1)
+    y = rng.integers(0, num_classes, n)
+    x = centers[y] + (spread / np.sqrt(dim)) * rng.standard_normal(
+        (n, dim), dtype=np.float32
+    )
+    noisy = y.copy()
+    flip = rng.random(n) < noise_rate
+    noisy[flip] = (y[flip] + rng.integers(1, num_classes, flip.sum())) % num_classes
+    return x.astype(np.float32), y, noisy
+
+
+def insert_blob_samples(
+    dataset,
+    n,
+    dim=16,
+    num_classes=4,
+    noise_rate=0.1,
+    seed=0,
+    filepath="/nonexistent/synthetic.png",
+    batch_size=10000,
+    class_names=None,
+    progress=None,
+):
+    """Appends ``n`` Gaussian-blob samples to ``dataset`` in bulk.
+
+    Fields: ``ground_truth`` (noisy ``fo.Classification``), ``clean``
+    (``fo.Classification``), ``embeddings`` (vector), ``is_noisy`` (bool).
+    Vectors are generated batch by batch, so memory stays bounded.
+
+    Returns:
+        the number of noisy samples inserted
+    """
+    import fiftyone as fo
+    import fiftyone.core.utils as fou
+    from bson import ObjectId
+
+    if dataset.media_type is None:
+        dataset.media_type = "image"  # what add_samples sets on the first sample
+    names = class_names or ["class_%d" % c for c in range(num_classes)]
+    coll = dataset._sample_collection
+    dataset_id = ObjectId(dataset._doc.id)
+    num_noisy = 0
+    numbered_paths = "%" in filepath
+    centers = blob_centers(dim, num_classes, seed)
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        x, y, noisy = gaussian_blobs(
+            m, dim, num_classes, noise_rate, seed=seed + start, centers=centers
+        )
+        rand = np.random.default_rng(seed + start + 2).random(m)
+        now = datetime.datetime.utcnow()
+        docs = []
+        for i in range(m):
+            k = start + i
+            docs.append(
+                {
+                    "_id": ObjectId(),
+                    "filepath": (filepath % k) if numbered_paths else filepath,
+                    "tags": [],
+                    "_media_type": "image",
+                    "_rand": float(rand[i]),
+                    "_dataset_id": dataset_id,
+                    "created_at": now,
+                    "last_modified_at": now,
+                    "ground_truth": {
+                        "_id": ObjectId(),
+                        "_cls": "Classification",
+                        "tags": [],
+                        "label": names[noisy[i]],
+                    },
+                    "clean": {
+                        "_id": ObjectId(),
+                        "_cls": "Classification",
+                        "tags": [],
+                        "label": names[y[i]],
+                    },
+                    "embeddings": fou.serialize_numpy_array(x[i]),
+                    "is_noisy": bool(noisy[i] != y[i]),
+                }
+            )
+        coll.insert_many(docs, ordered=False)
+        num_noisy += int((noisy != y).sum())
+        if progress is not None:
+            progress(start + m, n)
+    for name in ("ground_truth", "clean"):
+        if not dataset.has_sample_field(name):
+            dataset.add_sample_field(
+                name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification
+            )
+    if not dataset.has_sample_field("embeddings"):
+        dataset.add_sample_field("embeddings", fo.VectorField)
+    if not dataset.has_sample_field("is_noisy"):
+        dataset.add_sample_field("is_noisy", fo.BooleanField)
+    dataset.reload()
+    return num_noisy
