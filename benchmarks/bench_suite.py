@@ -214,7 +214,7 @@ def run_detectors(ds, d, quick):
 
 
 QUICK_PARAMS = {  # smaller settings so that the CI harness run stays short
-    "compute_training_value": {"num_episodes": 4},
+    "compute_training_value": {"episodes": 5},
     "compute_dupes": {"rounds": 2, "threshold": 2},
 }
 
