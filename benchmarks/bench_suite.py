@@ -228,16 +228,17 @@ def _is_label(ds, field):
 
 def _flags(ds, op_name, params):
     """Boolean flags of a method at its default threshold (or the one passed)."""
+    def field(name):
+        return lambda: np.array([bool(v) for v in ds.values(name)])
+
     flag_fields = {
-        "compute_knn_disagreement": lambda: np.array(ds.values("knn_disagreement"), float) > 0.7,
-        "compute_training_value": lambda: np.array(ds.values("training_value"), float) < 0,
-        "compute_cleannet_similarity": lambda: np.array(ds.values("cleannet_similarity"), float) < 0.1,
-        "compute_dupes": lambda: np.array(ds.values("dupe_count"), float) >= params.get("threshold", 8),
-        "compute_corrected_labels": lambda: np.array(ds.values("corrected_label.label"), object)
-        != np.array(ds.values("ground_truth.label"), object),
-        "compute_scan_clusters": lambda: np.array(ds.values("scan_label.label"), object)
-        != np.array(ds.values("ground_truth.label"), object),
-        "compute_noise_score": lambda: np.array(ds.values("noise_score"), float) > 0.5,
+        "compute_knn_disagreement": lambda: np.array(ds.values("knn_disagreement"), float) > params.get("threshold", 0.7),
+        "compute_training_value": lambda: np.array(ds.values("training_value"), float) < params.get("threshold", 0.0),
+        "compute_cleannet_similarity": lambda: np.array(ds.values("cleannet_similarity"), float) < params.get("threshold", 0.1),
+        "compute_dupes": field("is_dupe"),
+        "compute_corrected_labels": field("label_changed"),
+        "compute_scan_clusters": field("scan_mislabeled"),
+        "compute_noise_score": lambda: np.array(ds.values("noise_score"), float) > params.get("threshold", 0.8),
     }
     try:
         return flag_fields[op_name]()

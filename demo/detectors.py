@@ -40,7 +40,7 @@ DETECTORS = [
     ("compute_cleannet_similarity", "CleanNet", numeric("cleannet_similarity", -1.0), None),
     ("compute_dupes", "Dupes", numeric("dupe_count"), "dupe_label"),
     ("compute_corrected_labels", "Deep Self-Learning", label_disagreement("corrected_label"), "corrected_label"),
-    ("compute_scan_clusters", "SCAN", label_disagreement("scan_label"), "scan_label"),
+    ("compute_scan_clusters", "SCAN", numeric("scan_noise"), "scan_label"),
     ("compute_noise_score", "Consensus noise_score", numeric("noise_score"), "suggested_label"),
 ]
 
