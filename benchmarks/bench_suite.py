@@ -27,7 +27,6 @@ import os
 import sys
 import tarfile
 import threading
-import time
 
 import numpy as np
 
@@ -181,7 +180,7 @@ def baselines(ds, d):
 
 def run_detectors(ds, d, quick):
     import fiftyone.operators as foo
-    from demo.detectors import DETECTORS, NEEDS_VERIFICATION, mark_verified
+    from demo.detectors import DETECTORS, mark_verified
 
     available = {op.name for op in foo.list_operators() if op.plugin_name == PLUGIN}
     verified, is_correct = common.verified_subset(d["noisy"], d["clean"], per_class=100, seed=0)
@@ -194,10 +193,10 @@ def run_detectors(ds, d, quick):
         params = dict(QUICK_PARAMS.get(op_name, {})) if quick else {}
         with common.Timer() as t, PeakRSS() as mem:
             try:
-                summary = foo.get_operator("%s/%s" % (PLUGIN, op_name))(ds, **params)
+                foo.get_operator("%s/%s" % (PLUGIN, op_name))(ds, **params)
                 error = None
             except Exception as e:
-                summary, error = {}, "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:120])
+                error = "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:120])
         row = dict(method=title, seconds=t.seconds, peak_mb=mem.peak_mb, delta_mb=mem.peak_mb - mem.start_mb)
         if error:
             row["error"] = error

@@ -55,7 +55,6 @@ def main():
                         help="backbone weights for --dataset-dir (DEFAULT needs internet once, or a .pth path)")
     args = parser.parse_args()
 
-    import fiftyone as fo
     import fiftyone.operators as foo
     from demo.datasets import load_cifar10n, load_image_tree
     from demo.detectors import DETECTORS, NEEDS_VERIFICATION

@@ -438,7 +438,6 @@ def _standardise(x):
 
 
 def _make_model(in_dim, hidden_dim, num_clusters, num_heads):
-    import torch
     from torch import nn
 
     class ClusteringHeads(nn.Module):

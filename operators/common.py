@@ -247,6 +247,105 @@ class DetectorOperator(foo.Operator):
         return call_operator(self, sample_collection, params, delegate)
 
 
+class ActionOperator(foo.Operator):
+    """Base of the operators that act on results (review, tagging,
+    corrections, export): the same form, defaults, delegation and SDK call
+    as :class:`DetectorOperator`, without a run record.
+
+    Subclasses declare ``params`` and implement :meth:`run`; ``destructive``
+    operators (those that change labels) get a confirmation in the form
+    (:func:`confirm_input`) and override :meth:`warning` to say what changes.
+    """
+
+    name = None
+    label = None
+    description = None
+    params = ()
+    destructive = False
+    risk = "low"
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name=self.name,
+            label=self.label,
+            description=self.description,
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            risk_level=self.risk,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx)
+        self.form(ctx, inputs)
+        delegation_input(inputs)
+        return types.Property(inputs, view=types.View(label=self.label))
+
+    def form(self, ctx, inputs):
+        """The operator's own inputs; by default its params (+ confirmation)."""
+        for param in self.params:
+            param.add_to(inputs, ctx)
+        if self.destructive:
+            confirm_input(inputs, ctx, self.warning(ctx))
+
+    def warning(self, ctx):
+        return "this changes labels"
+
+    def resolve_delegation(self, ctx):
+        return bool(ctx.params.get("delegate", False))
+
+    def values(self, ctx):
+        """Every declared parameter, from ``ctx.params`` or its default."""
+        out = {}
+        for p in self.params:
+            v = ctx.params.get(p.name, p.default)
+            out[p.name] = p.default if v is None else v
+        return out
+
+    def execute(self, ctx):
+        if self.destructive and ctx.params.get("confirm") is False:
+            raise lnd.InputError(
+                "%s changes labels: tick 'I understand' to confirm" % self.name
+            )
+        result = self.run(ctx, self.values(ctx), progress_reporter(ctx))
+        reload_app(ctx)
+        return result
+
+    def run(self, ctx, params, progress):
+        raise NotImplementedError
+
+    def __call__(self, sample_collection, delegate=False, **params):
+        """Runs this operator on a dataset or view from Python (see README)."""
+        extra = ("confirm",) if self.destructive else ()
+        return call_operator(self, sample_collection, params, delegate, extra_names=extra)
+
+
+def confirm_input(inputs, ctx, message):
+    """A form-only confirmation: the App must tick it, SDK calls need not.
+
+    Like FiftyOne's own destructive operators (e.g. ``delete_samples`` of
+    ``@voxel51/utils``), the form shows a warning; in addition the App's form
+    is invalid until ``confirm`` is ticked. SDK/``execute_operator`` calls
+    that do not pass ``confirm`` run directly; passing ``confirm=False``
+    refuses to run.
+    """
+    inputs.bool(
+        "confirm",
+        default=False,
+        required=False,
+        label="I understand: %s" % message,
+        description="Labels are changed in place; the originals are kept in "
+        "<label_field>_original and the revert operators restore them",
+        view=types.CheckboxView(),
+    )
+    warn = inputs.view("confirm_needed", types.Warning(label=message))
+    if ctx.params.get("confirm") is False:  # the App sends the default False
+        warn.invalid = True
+        warn.error_message = "Tick 'I understand' to run"
+
+
 def call_operator(operator, sample_collection, params, delegate=False, extra_names=()):
     """The SDK side of every operator: validates names, executes, unwraps.
 

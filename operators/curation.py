@@ -22,19 +22,12 @@ import shutil
 
 import fiftyone as fo
 import fiftyone.core.fields as fof
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from . import corrections as lnc
 from . import safe_paths as sp
-from .common import (
-    Param,
-    call_operator,
-    delegation_input,
-    progress_reporter,
-    reload_app,
-)
+from .common import ActionOperator, Param, confirm_input
 from .data import InputError, check_label_field
 
 SOURCE = "curation"
@@ -141,66 +134,6 @@ def _how_many(mode, n, top_k, fraction):
 # ---------------------------------------------------------- shared plumbing
 
 
-class _CurationOperator(foo.Operator):
-    """Form, defaults, confirmation and SDK call shared by these operators."""
-
-    name = None
-    label = None
-    description = None
-    params = ()
-    destructive = False
-    risk = "low"
-
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name=self.name,
-            label=self.label,
-            description=self.description,
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            risk_level=self.risk,
-        )
-
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.view_target(ctx)
-        self.form(ctx, inputs)
-        delegation_input(inputs)
-        return types.Property(inputs, view=types.View(label=self.label))
-
-    def form(self, ctx, inputs):
-        for param in self.params:
-            param.add_to(inputs, ctx)
-
-    def resolve_delegation(self, ctx):
-        return bool(ctx.params.get("delegate", False))
-
-    def values(self, ctx):
-        out = {}
-        for p in self.params:
-            v = ctx.params.get(p.name, p.default)
-            out[p.name] = p.default if v is None else v
-        return out
-
-    def execute(self, ctx):
-        if self.destructive and ctx.params.get("confirm") is False:
-            raise InputError(
-                "%s changes labels: tick the confirmation box to run it" % self.name
-            )
-        result = self.run(ctx, self.values(ctx), progress_reporter(ctx))
-        reload_app(ctx)
-        return result
-
-    def run(self, ctx, params, progress):
-        raise NotImplementedError
-
-    def __call__(self, sample_collection, delegate=False, **params):
-        """Runs the operator on a dataset or view from Python (see docs)."""
-        return call_operator(self, sample_collection, params, delegate)
-
-
 def _field_choice(inputs, name, choices, default, label, description):
     """A dropdown of existing fields that still accepts any typed value."""
     dropdown = types.AutocompleteView()
@@ -216,27 +149,10 @@ def _field_choice(inputs, name, choices, default, label, description):
     )
 
 
-def _confirm(inputs, ctx, message):
-    """FiftyOne-style destructive form: a warning with the count, and the
-    form is invalid until ``confirm`` is ticked (SDK calls need not pass it;
-    ``confirm=False`` refuses)."""
-    inputs.bool(
-        "confirm",
-        default=False,
-        required=False,
-        label="I understand: " + message,
-        view=types.CheckboxView(),
-    )
-    warn = inputs.view("warning", types.Warning(label=message))
-    if ctx.params.get("confirm") is False:  # the App sends the default False
-        warn.invalid = True
-        warn.error_message = "Tick 'I understand' to run"
-
-
 # -------------------------------------------------------------- tag samples
 
 
-class TagNoisySamples(_CurationOperator):
+class TagNoisySamples(ActionOperator):
     name = "tag_noisy_samples"
     label = "Label noise: tag suspicious samples"
     description = (
@@ -378,7 +294,7 @@ def corrections_view(view, label_field, source_field, only_tag="", min_confidenc
     return out
 
 
-class ApplyLabelCorrections(_CurationOperator):
+class ApplyLabelCorrections(ActionOperator):
     name = "apply_label_corrections"
     label = "Label noise: apply suggested labels"
     description = (
@@ -432,7 +348,7 @@ class ApplyLabelCorrections(_CurationOperator):
             bad.invalid = True
             bad.error_message = "nothing to correct in the target view"
             return
-        _confirm(
+        confirm_input(
             inputs,
             ctx,
             "relabel %d samples in '%s' with '%s' (originals kept in %s)"
@@ -467,7 +383,7 @@ class ApplyLabelCorrections(_CurationOperator):
         )
 
 
-class RevertLabelCorrections(_CurationOperator):
+class RevertLabelCorrections(ActionOperator):
     name = "revert_label_corrections"
     label = "Label noise: undo label corrections"
     description = "Restores the original labels of the corrected samples of the target view"
@@ -515,7 +431,7 @@ EXPORT_FORMATS = ("image_tree", "fiftyone_dataset", "fiftyone_image_classificati
 MANIFEST = "curation.json"
 
 
-class ExportCuratedDataset(_CurationOperator):
+class ExportCuratedDataset(ActionOperator):
     name = "export_curated_dataset"
     label = "Label noise: export clean and suspect parts"
     description = (

@@ -26,21 +26,9 @@ import shutil
 
 import numpy as np
 
-import fiftyone.operators as foo
-import fiftyone.operators.types as types
-
 from . import corrections as lnc
 from . import safe_paths as sp
-from .common import (
-    Computed,
-    DetectorOperator,
-    Param,
-    TAG_PARAM,
-    call_operator,
-    delegation_input,
-    progress_reporter,
-    reload_app,
-)
+from .common import ActionOperator, Computed, DetectorOperator, Param, TAG_PARAM
 from .data import InputError, check_label_field, load_inputs, write_sample_fields
 
 SOURCE = "dupes"
@@ -260,95 +248,10 @@ def record_review(dataset, run, relabel_ids, relabel_labels, keep_ids, label_fie
     }
 
 
-class _PlainOperator(foo.Operator):
-    """Shared form/SDK plumbing of the review operators."""
-
-    name = None
-    label = None
-    description = None
-    destructive = False
-    params = ()
-
-    @property
-    def config(self):
-        return foo.OperatorConfig(
-            name=self.name,
-            label=self.label,
-            description=self.description,
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
-
-    def resolve_input(self, ctx):
-        inputs = types.Object()
-        inputs.view_target(ctx)
-        for param in self.params:
-            param.add_to(inputs, ctx)
-        if self.destructive:
-            confirm_input(inputs, ctx, self.warning(ctx))
-        delegation_input(inputs)
-        return types.Property(inputs, view=types.View(label=self.label))
-
-    def warning(self, ctx):
-        return "This changes labels"
-
-    def resolve_delegation(self, ctx):
-        return bool(ctx.params.get("delegate", False))
-
-    def values(self, ctx):
-        out = {p.name: ctx.params.get(p.name, p.default) for p in self.params}
-        return {k: (v if v is not None else self._default(k)) for k, v in out.items()}
-
-    def _default(self, name):
-        return next(p.default for p in self.params if p.name == name)
-
-    def execute(self, ctx):
-        if self.destructive and ctx.params.get("confirm") is False:
-            raise InputError(
-                "%s changes labels: tick 'I understand' to confirm" % self.name
-            )
-        result = self.run(ctx, self.values(ctx), progress_reporter(ctx))
-        reload_app(ctx)
-        return result
-
-    def run(self, ctx, params, progress):
-        raise NotImplementedError
-
-    def __call__(self, sample_collection, delegate=False, **params):
-        """Runs this operator on a dataset or view from Python (see docs)."""
-        extra = ("confirm",) if self.destructive else ()
-        return call_operator(self, sample_collection, params, delegate, extra_names=extra)
-
-
-def confirm_input(inputs, ctx, message):
-    """A form-only confirmation: the App must tick it, SDK calls need not.
-
-    Like FiftyOne's own destructive operators (e.g. ``delete_samples`` of
-    ``@voxel51/utils``), the form shows a warning; in addition the App's form
-    is invalid until ``confirm`` is ticked. SDK/``execute_operator`` calls
-    that do not pass ``confirm`` run directly; passing ``confirm=False``
-    refuses to run.
-    """
-    inputs.bool(
-        "confirm",
-        default=False,
-        required=False,
-        label="I understand: %s" % message,
-        description="Labels are changed in place; originals are kept in "
-        "<label_field>_original and revert_dupes_review restores them",
-        view=types.CheckboxView(),
-    )
-    warn = inputs.view("confirm_needed", types.Warning(label=message))
-    if ctx.params.get("confirm") is False:
-        warn.invalid = True
-        warn.error_message = "Tick 'I understand' to run"
-
-
 RUN_KEY_PARAM = Param("run_key", "dupes", "Dupes run", "Run key of the compute_dupes run")
 
 
-class ExportDupes(_PlainOperator):
+class ExportDupes(ActionOperator):
     name = "export_dupes"
     label = "Label noise: export dupes for review"
     description = (
@@ -430,7 +333,7 @@ class ExportDupes(_PlainOperator):
         }
 
 
-class ImportDupesReview(_PlainOperator):
+class ImportDupesReview(ActionOperator):
     name = "import_dupes_review"
     label = "Label noise: import the dupes directory review"
     description = (
@@ -522,7 +425,7 @@ def compare_listings(manifest, after):
     return {"relabel": relabel, "keep": keep, "unknown": unknown, "num_moved": moved}
 
 
-class ApplyDupesReview(_PlainOperator):
+class ApplyDupesReview(ActionOperator):
     name = "apply_dupes_review"
     label = "Label noise: apply the in-App dupes review"
     description = (
@@ -571,7 +474,7 @@ class ApplyDupesReview(_PlainOperator):
         return summary
 
 
-class RevertDupesReview(_PlainOperator):
+class RevertDupesReview(ActionOperator):
     name = "revert_dupes_review"
     label = "Label noise: revert dupes relabeling"
     description = "Restores the original labels of samples relabeled by a dupes review"
@@ -603,7 +506,7 @@ class RevertDupesReview(_PlainOperator):
         return {"num_reverted": result["num_reverted"], "num_unignored": cleared}
 
 
-class ExportDupesCorrected(_PlainOperator):
+class ExportDupesCorrected(ActionOperator):
     name = "export_dupes_corrected"
     label = "Label noise: export the corrected dataset"
     description = (

@@ -1,7 +1,5 @@
 """Operators: Deep Self-Learning corrected labels, and its prototypes as a view."""
 
-import numpy as np
-
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types

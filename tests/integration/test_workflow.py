@@ -222,11 +222,11 @@ def test_apply_and_revert_corrections_exactly(scored):
 
     n_expected = tagged.match(F("suggested_label.label") != F("ground_truth.label")).count()
     form = _form("apply_label_corrections", ds, only_tag="noisy", confirm=False)
-    warning = _find(form, "warning")
+    warning = _find(form, "confirm_needed")
     assert "relabel %d samples" % n_expected in json.dumps(warning)
     assert warning["invalid"] is True
     form = _form("apply_label_corrections", ds, only_tag="noisy", confirm=True)
-    assert not _find(form, "warning").get("invalid")
+    assert not _find(form, "confirm_needed").get("invalid")
     with pytest.raises(Exception, match="confirm"):
         operator("apply_label_corrections")(ds, only_tag="noisy", confirm=False)
     assert _labels(ds) == before
