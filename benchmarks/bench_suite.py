@@ -278,6 +278,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sets", default=None, help="comma list, e.g. worst,random1,fmnist-uniform-20")
     parser.add_argument("--n", type=int, default=None, help="subsample each set to N samples")
+    parser.add_argument("--tag", default="", help="results file suffix (suite_<tag>.json), to split a full run")
     args = parser.parse_args(argv)
 
     common.private_database()
@@ -306,7 +307,8 @@ def main(argv=None):
         report["sets"][d["name"]] = {"n": int(len(d["noisy"])), "noise_rate": float(d["is_noisy"].mean()),
                                      "rows": table, "roc": _roc_points(rows, d)}
         ds.delete()
-    path = common.save("suite_quick" if args.quick else "suite", report)
+    name = "suite_quick" if args.quick else "suite" + ("_" + args.tag if args.tag else "")
+    path = common.save(name, report)
     print("wrote", path)
     return report
 

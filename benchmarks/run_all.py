@@ -62,7 +62,7 @@ def write_report():
              "Produced by `make bench` (`python benchmarks/run_all.py`); raw figures in "
              "`benchmarks/results/*.json`. Every detector runs through its public operator "
              "on a private MongoDB with its defaults; baselines run on the same embeddings.", ""]
-    suite = _load("suite")
+    suite = _merged_suites()
     if suite:
         m = suite["machine"]
         lines += ["Machine: %s, %s cores, Python %s, torch %s (%s threads), run %s." %
@@ -95,6 +95,19 @@ def write_report():
     with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
     print("wrote BENCHMARKS.md")
+
+
+def _merged_suites():
+    """All full-suite result files (suite.json, suite_<tag>.json) as one."""
+    merged = None
+    for path in sorted(glob.glob(os.path.join(RESULTS, "suite*.json"))):
+        if os.path.basename(path) == "suite_quick.json":
+            continue
+        data = json.load(open(path))
+        if merged is None:
+            merged = {"machine": data["machine"], "sets": {}}
+        merged["sets"].update(data["sets"])
+    return merged
 
 
 def _load(name):
