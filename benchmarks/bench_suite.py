@@ -198,6 +198,7 @@ def run_detectors(ds, d, quick):
             except Exception as e:
                 error = "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:120])
         row = dict(method=title, seconds=t.seconds, peak_mb=mem.peak_mb, delta_mb=mem.peak_mb - mem.start_mb)
+        print("  %s: %.1f s%s" % (title, t.seconds, " (%s)" % error if error else ""), flush=True)
         if error:
             row["error"] = error
             out.append(row)
@@ -298,6 +299,7 @@ def main(argv=None):
     datasets = list(cifar_sets(cifar, n)) + (list(fmnist_sets(fmnist, n)) if fmnist else [])
 
     report = {"quick": args.quick, "sets": {}}
+    name = "suite_quick" if args.quick else "suite" + ("_" + args.tag if args.tag else "")
     for d in datasets:
         print("== %s: %d samples, %.1f%% noisy" % (d["name"], len(d["noisy"]), 100 * d["is_noisy"].mean()), flush=True)
         ds = load_into_fiftyone(d)
@@ -307,8 +309,7 @@ def main(argv=None):
         report["sets"][d["name"]] = {"n": int(len(d["noisy"])), "noise_rate": float(d["is_noisy"].mean()),
                                      "rows": table, "roc": _roc_points(rows, d)}
         ds.delete()
-    name = "suite_quick" if args.quick else "suite" + ("_" + args.tag if args.tag else "")
-    path = common.save(name, report)
+        path = common.save(name, report)  # after every set, so a long run keeps what it measured
     print("wrote", path)
     return report
 
