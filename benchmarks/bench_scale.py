@@ -139,6 +139,12 @@ def main():
         rows.append(row)
 
     ds.delete()
+    name = "scale_quick" if args.quick else "scale"
+    previous = os.path.join(common.RESULTS, name + ".json")
+    if args.only and os.path.exists(previous):  # keep the other detectors' rows
+        old = json.load(open(previous)).get("rows", [])
+        done = {r["detector"] for r in rows}
+        rows = [r for r in old if r["detector"] not in done and r.get("n") == n] + rows
     payload = {
         "n": n, "dim": args.dim, "classes": args.classes,
         "insert_seconds": round(t_insert.seconds, 1),
@@ -146,7 +152,7 @@ def main():
         "note": "2-core machine shared with other jobs; wall times inflated by load",
         "rows": rows,
     }
-    path = common.save("scale_quick" if args.quick else "scale", payload)
+    path = common.save(name, payload)
     print()
     print("Scale: %d samples x %d-d, %d classes (insert %.0f s)" % (n, args.dim, args.classes, t_insert.seconds))
     print(common.markdown_table(

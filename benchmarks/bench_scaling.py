@@ -61,7 +61,15 @@ def fit_exponent(sizes, seconds):
     return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
 
 
-def measure(axis, points, make, budget, available):
+# --quick only checks that the sweep runs (CI): fewer episodes/rounds
+QUICK_PARAMS = {
+    "compute_training_value": {"episodes": 10},
+    "compute_dupes": {"rounds": 3, "threshold": 3},
+    "compute_scan_clusters": {"epochs": 3, "self_label_epochs": 2},
+}
+
+
+def measure(axis, points, make, budget, available, params=None):
     import fiftyone.operators as foo
 
     timings = {op: {} for op in SCALED if op in available}
@@ -73,7 +81,7 @@ def measure(axis, points, make, budget, available):
                 continue
             with common.Timer() as t:
                 try:
-                    foo.get_operator("%s/%s" % (PLUGIN, op))(ds)
+                    foo.get_operator("%s/%s" % (PLUGIN, op))(ds, **(params or {}).get(op, {}))
                 except Exception as e:
                     print("  %s at %s=%s failed: %s" % (op, axis, point, str(e).splitlines()[0][:100]), flush=True)
                     over.add(op)
@@ -101,9 +109,11 @@ def main(argv=None):
     sizes = [2000, 5000] if args.quick else [5000, 10000, 25000, 50000, 200000]
     class_counts = [10, 20] if args.quick else [10, 20, 50, 100]
     print("time vs N (10 classes)", flush=True)
-    by_n = measure("N", sizes, lambda n: load("scale-n", n, 10), args.budget, available)
-    print("time vs classes (N = 10,000)", flush=True)
-    by_k = measure("K", class_counts, lambda k: load("scale-k", 10000, k), args.budget, available)
+    params = QUICK_PARAMS if args.quick else None
+    by_n = measure("N", sizes, lambda n: load("scale-n", n, 10), args.budget, available, params)
+    print("time vs classes (N = %d)" % (4000 if args.quick else 10000), flush=True)
+    by_k = measure("K", class_counts, lambda k: load("scale-k", 10000 if not args.quick else 4000, k),
+                   args.budget, available, params)
 
     rows = []
     for op in by_n:
