@@ -23,6 +23,7 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 
 PLUGIN = "@label-noise/curation"
 VERIFIED_PER_CLASS = 100
+VALIDATED_PER_CLASS = 60
 
 
 def _verify_some(dataset, seed=0):
@@ -30,9 +31,9 @@ def _verify_some(dataset, seed=0):
 
     Picks VERIFIED_PER_CLASS samples per (noisy) class and records whether
     each label is correct (``label_verified``, CleanNet's verification
-    labels); the correct ones also get the tag ``validated`` (the clean
-    validation set of Training-ValueNet). Uses the true labels, which only
-    the demo knows.
+    labels), and tags ``validated`` VALIDATED_PER_CLASS samples per class
+    whose label was confirmed correct (the clean validation set of
+    Training-ValueNet). Uses the true labels, which only the demo knows.
     """
     from demo.detectors import mark_verified
 
@@ -44,6 +45,12 @@ def _verify_some(dataset, seed=0):
         members = np.flatnonzero(noisy == c)
         picked += rng.choice(members, min(VERIFIED_PER_CLASS, len(members)), replace=False).tolist()
     mark_verified(dataset, ids[picked], noisy[picked] == clean[picked])
+    validated = []
+    for c in sorted(set(noisy)):
+        correct = np.flatnonzero((noisy == c) & (noisy == clean))
+        validated += ids[rng.choice(correct, min(VALIDATED_PER_CLASS, len(correct)), replace=False)].tolist()
+    dataset.untag_samples("validated")
+    dataset.select(validated).tag_samples("validated")
 
 
 def main():
@@ -91,7 +98,7 @@ def main():
         try:
             summary = foo.get_operator("%s/%s" % (PLUGIN, op_name))(dataset)
         except Exception as e:  # keep the demo going; report the failure
-            rows.append({"method": title, "flagged": "failed", "auroc": str(e).splitlines()[0][:60], "seconds": ""})
+            rows.append({"method": title, "flagged": "failed", "auroc": str(e).strip().splitlines()[-1][:120], "seconds": ""})
             continue
         row = {
             "method": title,
