@@ -178,7 +178,7 @@ def baselines(ds, d):
     return out
 
 
-def run_detectors(ds, d, quick):
+def run_detectors(ds, d, quick, only=None):
     import fiftyone.operators as foo
     from demo.detectors import DETECTORS, mark_verified
 
@@ -188,7 +188,7 @@ def run_detectors(ds, d, quick):
     mark_verified(ds, ids[verified], is_correct)
     out = []
     for op_name, title, score_of, suggestion_field in DETECTORS:
-        if op_name not in available:
+        if op_name not in available or (only and op_name not in only):
             continue
         params = dict(SUITE_PARAMS.get(op_name, {}))
         if quick:
@@ -198,7 +198,7 @@ def run_detectors(ds, d, quick):
                 foo.get_operator("%s/%s" % (PLUGIN, op_name))(ds, **params)
                 error = None
             except Exception as e:
-                error = "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:120])
+                error = "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[-1][:160])
         row = dict(method=title, seconds=t.seconds, peak_mb=mem.peak_mb, delta_mb=mem.peak_mb - mem.start_mb)
         print("  %s: %.1f s%s" % (title, t.seconds, " (%s)" % error if error else ""), flush=True)
         if error:
@@ -288,6 +288,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sets", default=None, help="comma list, e.g. worst,random1,fmnist-uniform-20")
     parser.add_argument("--n", type=int, default=None, help="subsample each set to N samples")
+    parser.add_argument("--only", default="", help="comma list of operator names; skips the baselines")
     parser.add_argument("--tag", default="", help="results file suffix (suite_<tag>.json), to split a full run")
     args = parser.parse_args(argv)
 
@@ -312,7 +313,8 @@ def main(argv=None):
     for d in datasets:
         print("== %s: %d samples, %.1f%% noisy" % (d["name"], len(d["noisy"]), 100 * d["is_noisy"].mean()), flush=True)
         ds = load_into_fiftyone(d)
-        rows = run_detectors(ds, d, args.quick) + baselines(ds, d)
+        only = set(filter(None, args.only.split(",")))
+        rows = run_detectors(ds, d, args.quick, only) + ([] if only else baselines(ds, d))
         table = score_rows(rows, d)
         print(common.markdown_table(table, [c for c in COLUMNS if any(c in t for t in table)]), flush=True)
         report["sets"][d["name"]] = {"n": int(len(d["noisy"])), "noise_rate": float(d["is_noisy"].mean()),

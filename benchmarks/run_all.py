@@ -83,14 +83,23 @@ def write_report():
         plot = _scaling_plot(scaling)
         if plot:
             lines += ["![scaling](%s)" % plot, ""]
+    lines += ["## Per-method benchmarks", "",
+              "Each method's own script (`benchmarks/bench_<method>.py`); see the method's page "
+              "in `docs/` for what every column means.", ""]
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
-        if name.startswith(("suite", "scaling")):
+        if name.startswith(("suite", "scaling")) or name.endswith("_quick"):
             continue
         data = json.load(open(path))
-        table = data.get("table") or data.get("rows")
-        if isinstance(table, list) and table and isinstance(table[0], dict):
-            lines += ["## %s" % name, "", common.markdown_table(table), ""]
+        tables = [(k, v) for k, v in data.items()
+                  if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+        if not tables:
+            continue
+        when = (data.get("machine") or {}).get("date") or data.get("when", "")
+        lines += ["### %s%s" % (name, " (%s)" % when if when else ""), ""]
+        for key, rows in tables:
+            columns = list(dict.fromkeys(c for r in rows for c in r))
+            lines += ["%s:" % key, "", common.markdown_table(rows, columns), ""]
     lines += ["Reproduce: `make bench` (full, about an hour on 2 cores) or `make bench-quick`.", ""]
     with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
@@ -106,7 +115,14 @@ def _merged_suites():
         data = json.load(open(path))
         if merged is None:
             merged = {"machine": data["machine"], "sets": {}}
-        merged["sets"].update(data["sets"])
+        for name, entry in data["sets"].items():  # a later file adds/replaces rows by method
+            if name not in merged["sets"]:
+                merged["sets"][name] = entry
+                continue
+            old = merged["sets"][name]
+            new_methods = {r["method"] for r in entry["rows"]}
+            old["rows"] = [r for r in old["rows"] if r["method"] not in new_methods] + entry["rows"]
+            old.setdefault("roc", {}).update(entry.get("roc", {}))
     return merged
 
 
