@@ -309,7 +309,11 @@ class ActionOperator(foo.Operator):
             raise lnd.InputError(
                 "%s changes labels: tick 'I understand' to confirm" % self.name
             )
-        result = self.run(ctx, self.values(ctx), progress_reporter(ctx))
+        if self.destructive:  # label writes: one writer per dataset, as detectors
+            with lnr.dataset_write_lock(ctx.dataset):
+                result = self.run(ctx, self.values(ctx), progress_reporter(ctx))
+        else:
+            result = self.run(ctx, self.values(ctx), progress_reporter(ctx))
         reload_app(ctx)
         return result
 
