@@ -375,6 +375,31 @@ def call_operator(operator, sample_collection, params, delegate=False, extra_nam
     return result.result
 
 
+def run_key_input(ctx, inputs, method=None, description=None, missing="This dataset has no label-noise runs"):
+    """A dropdown of this plugin's runs (of ``method``); None when there are none.
+
+    Adds a warning instead of the dropdown when the dataset has no such run.
+    Returns the list of run keys offered.
+    """
+    keys = lnr.plugin_runs(ctx.dataset, method=method) if ctx.dataset is not None else []
+    if not keys:
+        inputs.view("none", types.Warning(label=missing))
+        return None
+    dropdown = types.DropdownView()
+    for key in keys:
+        dropdown.add_choice(key, label=key)
+    inputs.enum(
+        "run_key",
+        dropdown.values(),
+        default=keys[0],
+        required=False,
+        label="Run",
+        description=description,
+        view=dropdown,
+    )
+    return keys
+
+
 def delegation_input(inputs):
     inputs.bool(
         "delegate",

@@ -3,7 +3,7 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import call_operator, reload_app
+from .common import call_operator, reload_app, run_key_input
 from .runs import delete_run_and_fields, plugin_runs
 
 
@@ -20,24 +20,11 @@ class DeleteRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        keys = plugin_runs(ctx.dataset) if ctx.dataset is not None else []
-        if not keys:
-            inputs.view(
-                "none",
-                types.Warning(label="This dataset has no label-noise runs"),
-            )
-            return types.Property(inputs)
-        dropdown = types.DropdownView()
-        for key in keys:
-            dropdown.add_choice(key, label=key)
-        inputs.enum(
-            "run_key",
-            dropdown.values(),
-            required=True,
-            label="Run",
-            description="The run and every field it wrote are deleted",
-            view=dropdown,
+        keys = run_key_input(
+            ctx, inputs, description="The run and every field it wrote are deleted"
         )
+        if keys is None:
+            return types.Property(inputs)
         run_key = ctx.params.get("run_key")
         if run_key in keys:
             fields = ctx.dataset.get_run_info(run_key).config.fields
@@ -51,7 +38,7 @@ class DeleteRun(foo.Operator):
         return types.Property(inputs, view=types.View(label="Delete run"))
 
     def execute(self, ctx):
-        run_key = ctx.params["run_key"]
+        run_key = ctx.params.get("run_key")  # never a default: deleting is explicit
         if run_key not in plugin_runs(ctx.dataset):
             raise ValueError(
                 "No label-noise run '%s' on dataset '%s'. Runs: %s"

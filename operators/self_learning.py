@@ -4,7 +4,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import Computed, DetectorOperator, Param, TAG_PARAM, call_operator
+from .common import Computed, DetectorOperator, Param, TAG_PARAM, call_operator, run_key_input
 from .data import InputError, load_inputs
 from .runs import load_results, plugin_runs
 
@@ -231,24 +231,11 @@ class LoadPrototypesView(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        keys = plugin_runs(ctx.dataset, method=METHOD) if ctx.dataset is not None else []
-        if not keys:
-            inputs.view(
-                "none",
-                types.Warning(label="No compute_corrected_labels run on this dataset"),
-            )
-            return types.Property(inputs)
-        dropdown = types.DropdownView()
-        for key in keys:
-            dropdown.add_choice(key, label=key)
-        inputs.enum(
-            "run_key",
-            dropdown.values(),
-            default=keys[0],
-            required=False,
-            label="Run",
-            view=dropdown,
+        keys = run_key_input(
+            ctx, inputs, method=METHOD, missing="No compute_corrected_labels run on this dataset"
         )
+        if keys is None:
+            return types.Property(inputs)
         inputs.str(
             "class_name",
             default="",
