@@ -124,7 +124,7 @@ def markdown_table(rows, columns=None):
 
     def fmt(v):
         if isinstance(v, float):
-            return "%.3f" % v
+            return "%.1f" % v if abs(v) >= 100 else "%.3f" % v
         return str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

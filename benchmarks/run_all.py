@@ -62,6 +62,9 @@ def write_report():
              "Produced by `make bench` (`python benchmarks/run_all.py`); raw figures in "
              "`benchmarks/results/*.json`. Every detector runs through its public operator "
              "on a private MongoDB with its defaults; baselines run on the same embeddings.", ""]
+    notes = os.path.join(HERE, "RUN_NOTES.md")
+    if os.path.exists(notes):  # what the last full run did and did not cover
+        lines += [open(notes).read().strip(), ""]
     suite = _merged_suites()
     if suite:
         m = suite["machine"]
@@ -140,6 +143,8 @@ def _roc_plots(suite):
     out = {}
     os.makedirs(os.path.join(RESULTS, "plots"), exist_ok=True)
     for name, entry in suite["sets"].items():
+        if not entry.get("roc"):
+            continue
         fig, ax = plt.subplots(figsize=(5, 5))
         for method, (fpr, tpr) in entry.get("roc", {}).items():
             ax.plot(fpr, tpr, label=method)
