@@ -63,7 +63,8 @@ def fit_exponent(sizes, seconds):
 
 # --quick only checks that the sweep runs (CI): fewer episodes/rounds
 QUICK_PARAMS = {
-    "compute_training_value": {"episodes": 10},
+    "compute_training_value": {"episodes": 5, "regressor_epochs": 100, "min_val_per_class": 20},
+    "compute_cleannet_similarity": {"n_steps": 200},
     "compute_dupes": {"rounds": 3, "threshold": 3},
     "compute_scan_clusters": {"epochs": 3, "self_label_epochs": 2},
 }
@@ -106,13 +107,13 @@ def main(argv=None):
 
     fo.config.show_progress_bars = False
     available = {op.name for op in foo.list_operators() if op.plugin_name == PLUGIN}
-    sizes = [2000, 5000] if args.quick else [5000, 10000, 25000, 50000, 200000]
-    class_counts = [10, 20] if args.quick else [10, 20, 50, 100]
+    sizes = [1000, 2000] if args.quick else [5000, 10000, 25000, 50000, 200000]
+    class_counts = [5, 10] if args.quick else [10, 20, 50, 100]
     print("time vs N (10 classes)", flush=True)
     params = QUICK_PARAMS if args.quick else None
     by_n = measure("N", sizes, lambda n: load("scale-n", n, 10), args.budget, available, params)
-    print("time vs classes (N = %d)" % (4000 if args.quick else 10000), flush=True)
-    by_k = measure("K", class_counts, lambda k: load("scale-k", 10000 if not args.quick else 4000, k),
+    print("time vs classes (N = %d)" % (2000 if args.quick else 10000), flush=True)
+    by_k = measure("K", class_counts, lambda k: load("scale-k", 10000 if not args.quick else 2000, k),
                    args.budget, available, params)
 
     rows = []

@@ -20,6 +20,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+# long detectors (Training-ValueNet) exceed FiftyOne's default 600 s operator timeout
+os.environ.setdefault("FIFTYONE_OPERATOR_TIMEOUT", "7200")
 
 PLUGIN = "@label-noise/curation"
 VERIFIED_PER_CLASS = 100
