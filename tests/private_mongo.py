@@ -9,6 +9,7 @@ import atexit
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -110,4 +111,7 @@ def start():
     os.environ.setdefault("FIFTYONE_PLUGINS_DIR", plugins_dir())
     os.environ.setdefault("FIFTYONE_OPERATOR_TIMEOUT", "7200")
     atexit.register(mongo.stop)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # a terminated benchmark must still stop its mongod (atexit runs on SystemExit)
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     return mongo
