@@ -28,25 +28,16 @@ def knn_disagreement(embeddings, labels, k=10, batch_size=65536):
         - ``neighbour_agreement``: float array (n,), the fraction of
           neighbours voting for ``neighbour_label``
     """
-    import faiss
+    from .neighbours import cosine_neighbours
 
-    x = np.ascontiguousarray(embeddings, dtype=np.float32).copy()
     labels = np.asarray(labels)
-    n = len(x)
+    n = len(labels)
     if n < 2:
         raise ValueError("kNN disagreement needs at least 2 samples, got %d" % n)
-    k = int(min(k, n - 1))
     if k < 1:
         raise ValueError("k must be >= 1")
-    faiss.normalize_L2(x)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-
-    neighbours = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        _, found = index.search(x[start:stop], k + 1)
-        neighbours[start:stop] = _drop_self(found, np.arange(start, stop), k)
+    neighbours = cosine_neighbours(embeddings, k, batch_size)
+    k = neighbours.shape[1]
 
     neighbour_labels = labels[neighbours]
     score = (neighbour_labels != labels[:, None]).mean(axis=1)
@@ -60,11 +51,3 @@ def knn_disagreement(embeddings, labels, k=10, batch_size=65536):
         "neighbour_agreement": (votes.max(axis=1) / k).astype(np.float32),
     }
 
-
-def _drop_self(found, rows, k):
-    """Removes each row's own index from its k+1 hits (duplicates may tie)."""
-    is_self = found == rows[:, None]
-    # rows where self was not returned (exact duplicates) drop the last hit
-    no_self = ~is_self.any(axis=1)
-    is_self[no_self, -1] = True
-    return found[~is_self].reshape(len(rows), k)

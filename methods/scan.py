@@ -83,25 +83,9 @@ def mine_neighbors(features, k=20, batch_size=16384):
     Returns:
         int64 array (n, k) of row indices, nearest first
     """
-    import faiss
+    from .neighbours import cosine_neighbours
 
-    x = np.ascontiguousarray(features, dtype=np.float32).copy()
-    n = len(x)
-    k = int(min(k, n - 1))
-    if k < 1:
-        raise ValueError("SCAN needs at least 2 samples and k >= 1")
-    faiss.normalize_L2(x)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    out = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        _, found = index.search(x[start:stop], k + 1)
-        rows = np.arange(start, stop)
-        is_self = found == rows[:, None]
-        is_self[~is_self.any(axis=1), -1] = True  # exact duplicates: drop last
-        out[start:stop] = found[~is_self].reshape(len(rows), k)
-    return out
+    return cosine_neighbours(features, k, batch_size)
 
 
 def hungarian_match(clusters, labels, num_clusters=None, num_classes=None):
