@@ -116,6 +116,19 @@ def common_params(output_field, run_key, needs_embeddings=True):
     return params
 
 
+def operator_config(operator, **extra):
+    """The plugin's standard config: dynamic form, immediate or delegated."""
+    return foo.OperatorConfig(
+        name=operator.name,
+        label=operator.label,
+        description=operator.description,
+        dynamic=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=True,
+        **extra,
+    )
+
+
 TAG_PARAM = Param(
     "tag",
     "",
@@ -138,14 +151,7 @@ class DetectorOperator(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name=self.name,
-            label=self.label,
-            description=self.description,
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+        return operator_config(self)
 
     @property
     def params(self):
@@ -266,15 +272,7 @@ class ActionOperator(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name=self.name,
-            label=self.label,
-            description=self.description,
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            risk_level=self.risk,
-        )
+        return operator_config(self, risk_level=self.risk)
 
     def resolve_input(self, ctx):
         inputs = types.Object()

@@ -69,6 +69,17 @@ def check_media(view):
         )
 
 
+def check_processable(view):
+    """Rejects what no operator of this plugin can process: video or grouped
+    media (see :func:`check_media`) and empty views."""
+    check_media(view)
+    if is_empty(view):
+        raise InputError(
+            "The target view is empty: nothing to process. Pick a view with "
+            "samples (or the whole dataset)"
+        )
+
+
 def is_empty(view):
     """Whether ``view`` has no sample, counted by the server.
 
@@ -151,12 +162,7 @@ def load_inputs(
     Raises:
         InputError: with a message that names the field/samples and the fix
     """
-    check_media(view)
-    if is_empty(view):
-        raise InputError(
-            "The target view is empty: nothing to process. Pick a view with "
-            "samples (or the whole dataset)"
-        )
+    check_processable(view)
     check_label_field(view, label_field)
     if need_embeddings:
         _check_embeddings_field(view, embeddings_field)
@@ -329,12 +335,7 @@ def load_unlabeled_inputs(
     Raises:
         InputError: with a message that names the field/samples and the fix
     """
-    check_media(view)
-    if is_empty(view):
-        raise InputError(
-            "The target view is empty: nothing to process. Pick a view with "
-            "samples (or the whole dataset)"
-        )
+    check_processable(view)
     has_labels = bool(label_field) and label_field in view.get_field_schema()
     if has_labels:
         check_label_field(view, label_field)
