@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export FIFTYONE_DO_NOT_TRACK := true
 
-.PHONY: install demo test bench bench-quick clean-venv
+.PHONY: install demo test bench bench-quick bench-scale bench-methods bench-all clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/run_all.py --quick
+
+bench-scale: $(STAMP)
+	$(PY) benchmarks/run_all.py --scale
+
+bench-methods: $(STAMP)
+	$(PY) benchmarks/run_all.py --methods
+
+bench-all: $(STAMP)
+	$(PY) benchmarks/run_all.py --all
 
 clean-venv:
 	rm -rf $(VENV)

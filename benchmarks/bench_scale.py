@@ -5,12 +5,16 @@
     .venv/bin/python benchmarks/bench_scale.py --n 200000 --timeout 1800
 
 A private mongod is started; N Gaussian-blob samples (``--dim`` 256,
-``--classes`` 100, 10% flipped labels) are inserted in batches; 100 samples
+``--classes`` 10, 10% flipped labels; how cost grows with the number of
+classes is measured by ``bench_scaling.py``) are inserted in batches; 100 samples
 per class are marked verified (tag ``validated`` and ``label_verified``) for
 the detectors that need them. Each detector then runs in its own process
 through ``execute_operator`` with its defaults, so the peak RSS measured
 (``ru_maxrss`` of that process) is the detector's, and one that exceeds
-``--timeout`` is stopped and reported as such. Writes
+``--timeout`` is stopped and reported as such. Each completed detector's
+AUROC against the injected flips and the 1-minute load average when it
+started are reported too (kNN searches above 200,000 rows use an IVF index,
+so its AUROC here shows what the approximation costs). Writes
 ``benchmarks/results/scale.json`` (``scale_quick.json`` for ``--quick``) and
 prints a markdown table. Not part of the test suite (``make bench``).
 """
@@ -27,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import common  # noqa: E402
+import numpy as np  # noqa: E402
 
 LIMIT_GIB = 6.0
 PLUGIN = "@label-noise/curation"
@@ -75,12 +80,29 @@ def mark_verified(ds, per_class=100, seed=0):
     return len(picked_ids)
 
 
+def _auroc(ds, name):
+    """AUROC of the detector's score against the injected label flips."""
+    from sklearn.metrics import roc_auc_score
+
+    sys.path.insert(0, os.path.dirname(HERE))
+    from demo.detectors import DETECTORS
+
+    score_of = {d[0]: d[2] for d in DETECTORS}.get(name)
+    if score_of is None:
+        return None
+    ds.reload()  # the detector wrote its fields from another process
+    score = score_of(ds)
+    truth = np.array(ds.values("is_noisy"), bool)
+    ok = np.isfinite(score)
+    return round(float(roc_auc_score(truth[ok], score[ok])), 3)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="20,000 samples")
     parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per detector")
     parser.add_argument("--only", default="", help="comma-separated detector names")
     parser.add_argument("--worker", nargs=3, metavar=("DATASET", "OPERATOR", "PARAMS"),
@@ -117,7 +139,7 @@ def main():
                json.dumps(params)]
         print("running %s ..." % name, flush=True)
         started = time.time()
-        row = {"detector": name, "n": n}
+        row = {"detector": name, "n": n, "load_1min": round(os.getloadavg()[0], 1)}
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                   env=os.environ.copy())
@@ -127,7 +149,8 @@ def main():
                 row.update(status="completed", seconds=round(got["seconds"], 1),
                            peak_rss_gib=round(got["peak_rss_gib"], 2),
                            rss_ok=got["peak_rss_gib"] <= LIMIT_GIB,
-                           all_written=all(v == n for v in list(got["written"].values())[:1]))
+                           all_written=all(v == n for v in list(got["written"].values())[:1]),
+                           auroc=_auroc(ds, name))
             else:
                 tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
                 row.update(status="failed", seconds=round(time.time() - started, 1),
@@ -149,14 +172,14 @@ def main():
         "n": n, "dim": args.dim, "classes": args.classes,
         "insert_seconds": round(t_insert.seconds, 1),
         "rss_limit_gib": LIMIT_GIB, "timeout_seconds": args.timeout,
-        "note": "2-core machine shared with other jobs; wall times inflated by load",
         "rows": rows,
     }
     path = common.save(name, payload)
     print()
     print("Scale: %d samples x %d-d, %d classes (insert %.0f s)" % (n, args.dim, args.classes, t_insert.seconds))
     print(common.markdown_table(
-        rows, ["detector", "n", "status", "seconds", "peak_rss_gib", "rss_ok", "note"]))
+        rows, ["detector", "n", "status", "seconds", "peak_rss_gib", "rss_ok", "auroc",
+               "load_1min", "note"]))
     print("\nwrote", path)
     mongo.stop()
 

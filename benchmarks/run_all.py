@@ -1,10 +1,19 @@
-"""`make bench` / `make bench-quick`: run the benchmarks, write BENCHMARKS.md.
+"""`make bench*`: run the benchmarks, write BENCHMARKS.md.
 
 Each benchmark runs in its own process (each starts its own private
-database). Quick mode (CI) runs the suite on a 3,000-sample subset and the
-scaling sweep on small sizes, so the harness cannot rot; full mode runs the
-suite on all data sets, the scaling sweep, the per-method benchmarks and the
-1M-sample scale test, then writes BENCHMARKS.md with tables and plots.
+database).
+
+- ``--quick`` (``make bench-quick``, CI): the suite on a 3,000-sample subset
+  and the scaling sweep on small sizes, so the harness cannot rot (~5 min);
+- default (``make bench``): the full suite (all noise sets, every detector and
+  baseline) and the scaling sweep (~1 hour on 2 cores);
+- ``--scale`` (``make bench-scale``): the 1,000,000-sample test;
+- ``--methods`` (``make bench-methods``): each method's own benchmark
+  (ablations and parameter sweeps);
+- ``--all`` (``make bench-all``): all three.
+
+Every run except ``--quick`` ends by rewriting BENCHMARKS.md from the JSON
+files in ``benchmarks/results/``.
 """
 
 import argparse
@@ -32,23 +41,29 @@ def run(script, *args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="CI subset (~5 min)")
+    parser.add_argument("--scale", action="store_true", help="only the 1M-sample test")
+    parser.add_argument("--methods", action="store_true", help="only the per-method benchmarks")
+    parser.add_argument("--all", action="store_true", help="suite, scaling, 1M test, per-method")
     args = parser.parse_args()
-    failures = []
     if args.quick:
-        for script, extra in [("bench_suite.py", ["--quick"]), ("bench_scaling.py", ["--quick"])]:
-            if run(script, *extra):
-                failures.append(script)
+        jobs = [("bench_suite.py", ["--quick"]), ("bench_scaling.py", ["--quick"])]
     else:
-        for script, extra in [("bench_suite.py", []), ("bench_scaling.py", [])]:
-            if run(script, *extra):
-                failures.append(script)
-        for path in sorted(glob.glob(os.path.join(HERE, "bench_*.py"))):
-            name = os.path.basename(path)
-            if name in ("bench_suite.py", "bench_scaling.py"):
-                continue
-            if run(name):
-                failures.append(name)
+        main_jobs = [("bench_suite.py", []), ("bench_scaling.py", [])]
+        scale_jobs = [("bench_scale.py", [])]
+        method_jobs = [
+            (os.path.basename(p), []) for p in sorted(glob.glob(os.path.join(HERE, "bench_*.py")))
+            if os.path.basename(p) not in ("bench_suite.py", "bench_scaling.py", "bench_scale.py")
+        ]
+        if args.all:
+            jobs = main_jobs + scale_jobs + method_jobs
+        else:
+            jobs = (scale_jobs if args.scale else []) + (method_jobs if args.methods else [])
+            jobs = jobs or main_jobs
+    started = time.time()
+    failures = [script for script, extra in jobs if run(script, *extra)]
+    print("(all: %.1f min)" % ((time.time() - started) / 60), flush=True)
+    if not args.quick:
         write_report()
     if failures:
         sys.exit("benchmarks failed: %s" % ", ".join(failures))
@@ -86,12 +101,24 @@ def write_report():
         plot = _scaling_plot(scaling)
         if plot:
             lines += ["![scaling](%s)" % plot, ""]
+    scale = _load("scale")
+    if scale:
+        lines += ["## Scale: %s samples x %d-d, %d classes (`make bench-scale`)" %
+                  ("{:,}".format(scale["n"]), scale["dim"], scale["classes"]), "",
+                  "Synthetic Gaussian blobs (10%% flipped labels) inserted into the database "
+                  "in %.0f s; each detector runs through its operator with its defaults in its "
+                  "own process (peak RSS = that process's maximum resident set), limit %.0f GiB, "
+                  "run %s." % (scale["insert_seconds"], scale["rss_limit_gib"],
+                               scale["machine"]["date"]), "",
+                  common.markdown_table(scale["rows"], ["detector", "status", "seconds", "peak_rss_gib",
+                                                        "rss_ok", "all_written", "auroc", "load_1min",
+                                                        "note"]), ""]
     lines += ["## Per-method benchmarks", "",
               "Each method's own script (`benchmarks/bench_<method>.py`); see the method's page "
               "in `docs/` for what every column means.", ""]
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
-        if name.startswith(("suite", "scaling")) or name.endswith("_quick"):
+        if name.startswith(("suite", "scaling")) or name == "scale" or name.endswith("_quick"):
             continue
         data = json.load(open(path))
         tables = [(k, v) for k, v in data.items()
@@ -103,7 +130,9 @@ def write_report():
         for key, rows in tables:
             columns = list(dict.fromkeys(c for r in rows for c in r))
             lines += ["%s:" % key, "", common.markdown_table(rows, columns), ""]
-    lines += ["Reproduce: `make bench` (full, about an hour on 2 cores) or `make bench-quick`.", ""]
+    lines += ["Reproduce: `make bench` (suite and scaling, about an hour on 2 cores), "
+              "`make bench-scale` (1M samples), `make bench-methods` (per-method), "
+              "`make bench-all` (all three) or `make bench-quick` (CI subset).", ""]
     with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
     print("wrote BENCHMARKS.md")

@@ -10,7 +10,7 @@ plugin is compared against.
 import numpy as np
 
 
-def knn_disagreement(embeddings, labels, k=10, batch_size=65536):
+def knn_disagreement(embeddings, labels, k=10, batch_size=65536, exact=None):
     """Scores label noise by disagreement with the k nearest neighbours.
 
     Args:
@@ -19,6 +19,9 @@ def knn_disagreement(embeddings, labels, k=10, batch_size=65536):
         labels: int array (n,) of class indices
         k (10): neighbours per sample (clipped to n - 1)
         batch_size (65536): query rows per faiss search, bounds memory
+        exact (None): brute-force search (True), approximate IVF search
+            (False) or exact up to ``neighbours.EXACT_MAX_ROWS`` rows (None);
+            see :func:`methods.neighbours.cosine_neighbours`
 
     Returns:
         a dict with
@@ -36,7 +39,7 @@ def knn_disagreement(embeddings, labels, k=10, batch_size=65536):
         raise ValueError("kNN disagreement needs at least 2 samples, got %d" % n)
     if k < 1:
         raise ValueError("k must be >= 1")
-    neighbours = cosine_neighbours(embeddings, k, batch_size)
+    neighbours = cosine_neighbours(embeddings, k, batch_size, exact=exact)
     k = neighbours.shape[1]
 
     neighbour_labels = labels[neighbours]

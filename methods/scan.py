@@ -72,20 +72,22 @@ def scan_loss(anchor_logits, neighbor_logits, entropy_weight=5.0):
     return consistency - entropy_weight * entropy, consistency, entropy
 
 
-def mine_neighbors(features, k=20, batch_size=16384):
+def mine_neighbors(features, k=20, batch_size=16384, exact=None):
     """The ``k`` nearest neighbours of every row (cosine, self excluded).
 
     Args:
         features: float array (n, d)
         k (20): neighbours per sample (paper default 20; clipped to n - 1)
         batch_size (16384): query rows per faiss search
+        exact (None): see :func:`methods.neighbours.cosine_neighbours` (exact
+            search up to 200,000 rows, an IVF index above)
 
     Returns:
         int64 array (n, k) of row indices, nearest first
     """
     from .neighbours import cosine_neighbours
 
-    return cosine_neighbours(features, k, batch_size)
+    return cosine_neighbours(features, k, batch_size, exact=exact)
 
 
 def hungarian_match(clusters, labels, num_clusters=None, num_classes=None):

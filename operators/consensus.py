@@ -16,7 +16,7 @@ import fiftyone.core.fields as fof
 import fiftyone.operators.types as types
 
 from .common import Computed, DetectorOperator, Param, TAG_PARAM
-from .data import InputError, load_inputs
+from .data import ClassificationColumn, InputError, load_inputs
 from . import runs as lnr
 
 
@@ -369,10 +369,9 @@ class ComputeNoiseScore(DetectorOperator):
         noise = found["noise_score"].astype(np.float64)
         fields = {params["output_field"]: noise}
         if params["suggestion_field"] and suggestions:
-            fields[params["suggestion_field"]] = [
-                fo.Classification(label=classes[c], confidence=float(p)) if c >= 0 else None
-                for c, p in zip(found["suggested_label"], found["suggested_confidence"])
-            ]
+            fields[params["suggestion_field"]] = ClassificationColumn(
+                classes, found["suggested_label"], found["suggested_confidence"]
+            )
         flagged = np.nan_to_num(noise, nan=0.0) > params["threshold"]
         num_verified = {
             "mislabeled": int((verified == 1).sum()),

@@ -2,7 +2,7 @@
 
 Every compute operator goes through :func:`load_inputs` (labels and
 embeddings of the target view as arrays, validated before anything is
-written) and :func:`write_sample_fields` (one bulk ``set_values`` per field,
+written) and :func:`write_sample_fields` (bulk ``set_values`` per field,
 keyed by sample id, so samples outside the target view are never touched).
 """
 
@@ -168,34 +168,31 @@ def load_inputs(
         _check_embeddings_field(view, embeddings_field)
 
     paths = ["id", label_field + ".label"]
-    if need_embeddings:
-        paths.append(embeddings_field)
     if need_filepaths:
         paths.append("filepath")
-    columns = view.values(paths)
-    ids, labels = columns[0], columns[1]
-    vectors = columns[2] if need_embeddings else None
-    filepaths = columns[-1] if need_filepaths else None
+    label_path = label_field + ".label"
+    columns, embeddings = read_columns(
+        view,
+        paths,
+        embeddings_field if need_embeddings else None,
+        keep_row=lambda row: row[label_path] is not None,
+    )
+    ids, labels = columns["id"], columns[label_path]
+    filepaths = columns.get("filepath")
 
-    keep = [i for i, label in enumerate(labels) if label is not None]
     skipped = {}
-    if len(keep) < len(labels):
-        skipped["no label in '%s'" % label_field] = len(labels) - len(keep)
-    if not keep:
+    num_unlabeled = columns["_num_read"] - len(ids)
+    if num_unlabeled:
+        skipped["no label in '%s'" % label_field] = num_unlabeled
+    if not ids:
         raise InputError(
             "No sample of the target view has a label in '%s'. Set "
             "sample['%s'] = fo.Classification(label=...) or choose the field "
             "that holds your labels" % (label_field, label_field)
         )
 
-    embeddings = None
-    if need_embeddings:
-        embeddings = _stack_embeddings(
-            [vectors[i] for i in keep], [ids[i] for i in keep], embeddings_field
-        )
-
-    ids = np.array([ids[i] for i in keep], dtype=object)
-    labels = np.array([labels[i] for i in keep], dtype=object)
+    ids = np.array(ids, dtype=object)
+    labels = np.array(labels, dtype=object)
     classes = sorted(set(labels.tolist()))
     _check_classes(labels, classes, label_field, min_classes, min_per_class)
     index = {c: k for k, c in enumerate(classes)}
@@ -207,11 +204,7 @@ def load_inputs(
         classes=classes,
         y=y,
         embeddings=embeddings,
-        filepaths=(
-            np.array([filepaths[i] for i in keep], dtype=object)
-            if need_filepaths
-            else None
-        ),
+        filepaths=np.array(filepaths, dtype=object) if need_filepaths else None,
         skipped=skipped,
     )
 
@@ -228,8 +221,83 @@ def _check_embeddings_field(view, embeddings_field):
     )
 
 
-def _stack_embeddings(vectors, ids, embeddings_field):
-    missing = [sid for sid, v in zip(ids, vectors) if v is None]
+#: samples per database read; bounds the Python objects alive at once
+READ_BATCH = 50_000
+
+
+def read_columns(view, paths, embeddings_field=None, keep_row=None, batch_size=None):
+    """Reads ``paths`` (and embeddings) of ``view`` in batches of samples.
+
+    Embeddings are validated and copied into one float32 matrix batch by
+    batch, so at most one batch of per-sample vectors exists as Python
+    objects (1M x 256-d: the 1 GB matrix plus ~60 MB, instead of several GB).
+
+    Args:
+        view: the target view
+        paths: field paths read with ``view.values()``, e.g. ``["id"]``
+        embeddings_field (None): vector field to stack, or None
+        keep_row (None): ``callable(row_dict) -> bool``; rows it rejects are
+            dropped (their embeddings are not needed)
+        batch_size (None): samples per read (default :data:`READ_BATCH`)
+
+    Returns:
+        ``(columns, embeddings)``: ``columns`` maps each path to the list of
+        kept values, plus ``"_num_read"``: the number of samples read;
+        ``embeddings`` is float32 (n_kept, d) or None
+
+    Raises:
+        InputError: kept samples without embedding, with NaN/inf, or with
+            vectors of different lengths (after reading every batch, so the
+            message counts all of them)
+    """
+    batch_size = batch_size or READ_BATCH
+    columns = {p: [] for p in paths}
+    matrix, filled = None, 0  # embeddings of the kept rows, preallocated
+    missing, bad = [], []
+    dims = Counter()
+    odd = None  # (sample id, size) of the first vector of an unexpected size
+    num_read = 0
+    total = len(view)
+    for start in range(0, max(total, 1), batch_size):
+        batch = view.skip(start).limit(batch_size) if total > batch_size else view
+        read = batch.values(paths + ([embeddings_field] if embeddings_field else []))
+        num_read += len(read[0])
+        rows = range(len(read[0]))
+        if keep_row is not None:
+            rows = [i for i in rows if keep_row({p: read[j][i] for j, p in enumerate(paths)})]
+        for j, p in enumerate(paths):
+            columns[p].extend(read[j][i] for i in rows)
+        if embeddings_field is None:
+            continue
+        ids = [read[0][i] for i in rows]
+        vectors = [read[-1][i] for i in rows]
+        del read
+        for sid, v in zip(ids, vectors):
+            if v is None:
+                missing.append(sid)
+                continue
+            size = np.asarray(v).size
+            if dims and size not in dims and odd is None:
+                odd = (sid, size)
+            dims[size] += 1
+        if missing or len(dims) > 1 or not vectors:
+            continue  # nothing to stack, or an error is raised below
+        block = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in vectors])
+        finite = np.isfinite(block).all(axis=1)
+        bad.extend(sid for sid, ok in zip(ids, finite) if not ok)
+        if matrix is None:
+            matrix = np.empty((total, block.shape[1]), dtype=np.float32)
+        matrix[filled:filled + len(block)] = block
+        filled += len(block)
+    if num_read != total or (total > batch_size and len(set(columns[paths[0]])) != len(columns[paths[0]])):
+        raise InputError(
+            "The target view changed while it was being read (%d samples "
+            "expected, %d read). Run again when no other process is adding or "
+            "deleting samples" % (total, num_read)
+        )
+    columns["_num_read"] = num_read
+    if embeddings_field is None:
+        return columns, None
     if missing:
         raise InputError(
             "%d labeled samples have no embedding in '%s' (e.g. sample %s). "
@@ -237,33 +305,25 @@ def _stack_embeddings(vectors, ids, embeddings_field):
             "those samples: view.exists('%s')"
             % (len(missing), embeddings_field, missing[0], embeddings_field)
         )
-    dims = Counter(np.asarray(v).size for v in vectors)
     if len(dims) > 1:
         (common, _), = dims.most_common(1)
-        odd = next(
-            sid for sid, v in zip(ids, vectors) if np.asarray(v).size != common
-        )
+        if odd is None or odd[1] == common:  # the first vectors were the odd ones
+            sid = columns[paths[0]][0]
+            odd = (sid, next(d for d in dims if d != common))
         raise InputError(
             "Embeddings in '%s' have different lengths %s (e.g. sample %s "
             "has %d, most have %d). Recompute them with one model"
-            % (
-                embeddings_field,
-                sorted(dims),
-                odd,
-                np.asarray(vectors[ids.index(odd)]).size,
-                common,
-            )
+            % (embeddings_field, sorted(dims), odd[0], odd[1], common)
         )
-    matrix = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in vectors])
-    finite = np.isfinite(matrix).all(axis=1)
-    if not finite.all():
-        bad = [sid for sid, ok in zip(ids, finite) if not ok]
+    if bad:
         raise InputError(
             "%d embeddings in '%s' contain NaN or inf (e.g. sample %s). "
             "Recompute them or exclude those samples"
             % (len(bad), embeddings_field, bad[0])
         )
-    return matrix
+    if matrix is None:
+        return columns, None
+    return columns, matrix[:filled]
 
 
 def _check_classes(labels, classes, label_field, min_classes, min_per_class):
@@ -284,6 +344,40 @@ def _check_classes(labels, classes, label_field, min_classes, min_per_class):
         )
 
 
+#: samples per ``set_values`` call when writing results
+WRITE_BATCH = 100_000
+
+
+class ClassificationColumn:
+    """One ``fo.Classification`` per sample, built only when sliced.
+
+    :func:`write_sample_fields` slices it batch by batch, so 1M suggestions
+    never exist as 1M label objects at once (~1.2 GB). Rows whose class index
+    is negative are None (no suggestion).
+
+    Args:
+        classes: class names
+        index: int array (n,) of class indices (-1: None)
+        confidence: float array (n,)
+    """
+
+    def __init__(self, classes, index, confidence):
+        self.classes = list(classes)
+        self.index = np.asarray(index)
+        self.confidence = np.asarray(confidence, dtype=float)
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, rows):
+        if isinstance(rows, slice):
+            return [self[i] for i in range(*rows.indices(len(self)))]
+        c = int(self.index[rows])
+        if c < 0:
+            return None
+        return fo.Classification(label=self.classes[c], confidence=float(self.confidence[rows]))
+
+
 def write_sample_fields(dataset, ids, values_by_field):
     """Writes one value per sample id for each field, in bulk.
 
@@ -294,10 +388,16 @@ def write_sample_fields(dataset, ids, values_by_field):
     """
     ids = [str(i) for i in ids]
     for field_name, values in values_by_field.items():
-        values = _to_python(values)
-        dataset.set_values(
-            field_name, dict(zip(ids, values)), key_field="id", validate=False
-        )
+        if not hasattr(values, "__getitem__"):
+            values = list(values)
+        for start in range(0, len(ids), WRITE_BATCH):  # bounds the update ops alive at once
+            chunk = _to_python(values[start:start + WRITE_BATCH])
+            dataset.set_values(
+                field_name,
+                dict(zip(ids[start:start + WRITE_BATCH], chunk)),
+                key_field="id",
+                validate=False,
+            )
 
 
 def _to_python(values):
@@ -345,26 +445,13 @@ def load_unlabeled_inputs(
     paths = ["id"]
     if has_labels:
         paths.append(label_field + ".label")
-    if need_embeddings:
-        paths.append(embeddings_field)
     if need_filepaths:
         paths.append("filepath")
-    columns = dict(zip(paths, view.values(paths)))
-    ids = list(columns["id"])
-    labels = list(columns[label_field + ".label"]) if has_labels else [None] * len(ids)
-
-    embeddings = None
-    if need_embeddings:
-        vectors = columns[embeddings_field]
-        missing = [sid for sid, v in zip(ids, vectors) if v is None]
-        if missing:
-            raise InputError(
-                "%d samples have no embedding in '%s' (e.g. sample %s). "
-                "Compute embeddings for the whole target view first, or "
-                "exclude those samples: view.exists('%s')"
-                % (len(missing), embeddings_field, missing[0], embeddings_field)
-            )
-        embeddings = _stack_embeddings(vectors, ids, embeddings_field)
+    columns, embeddings = read_columns(
+        view, paths, embeddings_field if need_embeddings else None
+    )
+    ids = columns["id"]
+    labels = columns[label_field + ".label"] if has_labels else [None] * len(ids)
 
     classes = sorted({l for l in labels if l is not None})
     index = {c: k for k, c in enumerate(classes)}

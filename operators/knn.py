@@ -1,9 +1,7 @@
 """Operator: kNN label disagreement (the baseline detector)."""
 
-import fiftyone as fo
-
 from .common import Computed, DetectorOperator, Param, TAG_PARAM
-from .data import load_inputs
+from .data import ClassificationColumn, load_inputs
 
 
 class ComputeKnnDisagreement(DetectorOperator):
@@ -42,10 +40,9 @@ class ComputeKnnDisagreement(DetectorOperator):
         score = found["score"]
         fields = {params["output_field"]: score}
         if params["suggestion_field"]:
-            fields[params["suggestion_field"]] = [
-                fo.Classification(label=inputs.classes[c], confidence=float(a))
-                for c, a in zip(found["neighbour_label"], found["neighbour_agreement"])
-            ]
+            fields[params["suggestion_field"]] = ClassificationColumn(
+                inputs.classes, found["neighbour_label"], found["neighbour_agreement"]
+            )
         flagged = score > params["threshold"]
         return Computed(
             ids=inputs.ids,

@@ -2,11 +2,10 @@
 
 import numpy as np
 
-import fiftyone as fo
 import fiftyone.operators.types as types
 
 from .common import Computed, DetectorOperator, Param, TAG_PARAM
-from .data import InputError, load_unlabeled_inputs
+from .data import ClassificationColumn, InputError, load_unlabeled_inputs
 
 
 class ComputeScanClusters(DetectorOperator):
@@ -231,11 +230,9 @@ class ComputeScanClusters(DetectorOperator):
                 & (suggested_conf >= params["noise_threshold"])
             )
             if params["suggestion_field"]:
-                fields[params["suggestion_field"]] = [
-                    fo.Classification(label=inputs.classes[c], confidence=float(p))
-                    if c >= 0 else None
-                    for c, p in zip(suggested, suggested_conf)
-                ]
+                fields[params["suggestion_field"]] = ClassificationColumn(
+                    inputs.classes, suggested, suggested_conf
+                )
             if params["noise_field"]:
                 fields[params["noise_field"]] = noise.astype(np.float64)
             if params["flag_field"]:

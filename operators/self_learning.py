@@ -1,11 +1,10 @@
 """Operators: Deep Self-Learning corrected labels, and its prototypes as a view."""
 
-import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .common import Computed, DetectorOperator, Param, TAG_PARAM, call_operator, run_key_input
-from .data import InputError, load_inputs
+from .data import ClassificationColumn, InputError, load_inputs
 from .runs import load_results, plugin_runs
 
 METHOD = "self_learning"
@@ -148,18 +147,14 @@ class ComputeCorrectedLabels(DetectorOperator):
         corrected = found["corrected"]
         changed = corrected != inputs.y
         fields = {
-            out_fields["output"]: [
-                fo.Classification(label=classes[c], confidence=float(s))
-                for c, s in zip(corrected, found["confidence"])
-            ]
+            out_fields["output"]: ClassificationColumn(classes, corrected, found["confidence"])
         }
         if out_fields.get("changed"):
             fields[out_fields["changed"]] = changed
         if out_fields.get("prediction"):
-            fields[out_fields["prediction"]] = [
-                fo.Classification(label=classes[c], confidence=float(s))
-                for c, s in zip(found["prediction"], found["prediction_confidence"])
-            ]
+            fields[out_fields["prediction"]] = ClassificationColumn(
+                classes, found["prediction"], found["prediction_confidence"]
+            )
         prototypes = {
             classes[c]: [str(inputs.ids[i]) for i in rows]
             for c, rows in enumerate(found["prototypes"])

@@ -180,3 +180,36 @@ def test_knn_on_shipped_demo_data_beats_chance_clearly(new_dataset):
         assert auroc >= 0.75, auroc
     finally:
         ds.delete()
+
+
+def _data_module():
+    """operators/data.py as FiftyOne loaded it with the plugin."""
+    import importlib
+
+    op = operator("compute_knn_disagreement")
+    return importlib.import_module(type(op).__module__.rsplit(".", 1)[0] + ".data")
+
+
+def test_batched_reads_equal_one_read_and_count_every_bad_sample(blob_dataset):
+    data = _data_module()
+    ds = blob_dataset(num_classes=3, per_class=10)
+    for sample in ds.skip(3).limit(5):
+        sample["ground_truth"] = None
+        sample.save()
+    keep = lambda row: row["ground_truth.label"] is not None  # noqa: E731
+    paths = ["id", "ground_truth.label"]
+    whole, x_whole = data.read_columns(ds, paths, "embeddings", keep, batch_size=10**6)
+    batched, x_batched = data.read_columns(ds, paths, "embeddings", keep, batch_size=7)
+    assert batched == whole and whole["_num_read"] == len(ds) and len(whole["id"]) == len(ds) - 5
+    np.testing.assert_array_equal(x_batched, x_whole)
+    assert x_whole.shape == (len(ds) - 5, 16)
+
+    # NaN rows in different batches: the error counts all of them
+    for sample in ds.exists("ground_truth").skip(1).limit(2):
+        sample["embeddings"] = np.full(16, np.nan)
+        sample.save()
+    last = ds.exists("ground_truth").last()
+    last["embeddings"] = np.full(16, np.inf)
+    last.save()
+    with pytest.raises(data.InputError, match="3 embeddings in 'embeddings' contain NaN or inf"):
+        data.read_columns(ds, paths, "embeddings", keep, batch_size=7)
