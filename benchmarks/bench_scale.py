@@ -68,18 +68,6 @@ def detectors():
     return sorted(names)
 
 
-def mark_verified(ds, per_class=100, seed=0):
-    import numpy as np
-
-    ids, noisy, clean = ds.values(["id", "ground_truth.label", "clean.label"])
-    noisy, clean = np.array(noisy), np.array(clean)
-    picked, correct = common.verified_subset(noisy, clean, per_class=per_class, seed=seed)
-    picked_ids = [ids[i] for i in picked]
-    ds.set_values("label_verified", dict(zip(picked_ids, map(bool, correct))), key_field="id")
-    ds.select([i for i, ok in zip(picked_ids, correct) if ok]).tag_samples("validated")
-    return len(picked_ids)
-
-
 def _auroc(ds, name):
     """AUROC of the detector's score against the injected label flips."""
     from sklearn.metrics import roc_auc_score
@@ -126,7 +114,7 @@ def main():
             progress=lambda done, total: (done % 100000 == 0 or done == total)
             and print("  %d/%d" % (done, total), flush=True),
         )
-    num_verified = mark_verified(ds)
+    num_verified = common.mark_blob_verified(ds)
     print("inserted in %.1f s; %d verified samples" % (t_insert.seconds, num_verified), flush=True)
 
     names = detectors()

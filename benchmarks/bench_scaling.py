@@ -1,7 +1,8 @@
 """Time of every detector vs number of samples and vs number of classes.
 
-Synthetic Gaussian blobs (256-d, 10% uniform label noise) loaded into a
-private FiftyOne database; each detector runs through its operator with its
+Synthetic Gaussian blobs (256-d, 10% uniform label noise; the generator of
+``tests/synthetic.py``, bulk-inserted as in the 1M-sample test) in a private
+FiftyOne database; each detector runs through its operator with its
 defaults. A fitted exponent b of ``time ~ a * N^b`` (least squares on
 log-log) is reported per method. Larger sizes of a method are skipped once
 one run of it exceeds ``--budget`` seconds (reported as skipped).
@@ -24,33 +25,13 @@ SCALED = ["compute_knn_disagreement", "compute_training_value", "compute_cleanne
           "compute_dupes", "compute_corrected_labels", "compute_scan_clusters"]
 
 
-def blob_arrays(n, num_classes, dim=256, noise=0.1, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(num_classes, dim)).astype(np.float32)
-    y = rng.integers(0, num_classes, n)
-    x = centers[y] + 2.0 * rng.normal(size=(n, dim)).astype(np.float32)
-    noisy = y.copy()
-    flip = rng.random(n) < noise
-    noisy[flip] = (y[flip] + rng.integers(1, num_classes, flip.sum())) % num_classes
-    return x, y, noisy
-
-
 def load(name, n, num_classes):
     import fiftyone as fo
-    from demo.detectors import mark_verified
+    from synthetic import insert_blob_samples
 
-    x, y, noisy = blob_arrays(n, num_classes)
-    if fo.dataset_exists(name):
-        fo.delete_dataset(name)
-    ds = fo.Dataset(name)
-    ds.add_samples(
-        [fo.Sample(filepath="/nonexistent/%d.jpg" % i,
-                   ground_truth=fo.Classification(label="c%03d" % noisy[i]), embeddings=x[i])
-         for i in range(n)],
-        progress=False,
-    )
-    picked, correct = common.verified_subset(noisy, y, per_class=100, seed=0)
-    mark_verified(ds, np.array(ds.values("id"))[picked], correct)
+    ds = fo.Dataset(name, overwrite=True)
+    insert_blob_samples(ds, n, dim=256, num_classes=num_classes, noise_rate=0.1, seed=0)
+    common.mark_blob_verified(ds)
     return ds
 
 

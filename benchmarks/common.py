@@ -139,3 +139,16 @@ def save(name, payload):
     with open(path, "w") as f:
         json.dump(dict(payload, machine=machine()), f, indent=2, default=float)
     return path
+
+
+def mark_blob_verified(ds, per_class=100, seed=0):
+    """Verifies :func:`verified_subset` of a blob dataset (``tests/synthetic.py``
+    fields): ``label_verified`` on the picked samples, tag ``validated`` on the
+    correct ones. Returns how many were picked."""
+    ids, noisy, clean = ds.values(["id", "ground_truth.label", "clean.label"])
+    noisy, clean = np.array(noisy), np.array(clean)
+    picked, correct = verified_subset(noisy, clean, per_class=per_class, seed=seed)
+    picked_ids = [ids[i] for i in picked]
+    ds.set_values("label_verified", dict(zip(picked_ids, map(bool, correct))), key_field="id")
+    ds.select([i for i, ok in zip(picked_ids, correct) if ok]).tag_samples("validated")
+    return len(picked_ids)

@@ -2,10 +2,12 @@
 
 Every compute operator goes through :func:`load_inputs` (labels and
 embeddings of the target view as arrays, validated before anything is
-written) and :func:`write_sample_fields` (bulk ``set_values`` per field,
-keyed by sample id, so samples outside the target view are never touched).
+written) and :func:`write_sample_fields` (staged in bulk, then moved into
+place at once, keyed by sample id, so samples outside the target view are
+never touched and a killed run leaves no half-written field).
 """
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -257,43 +259,49 @@ def read_columns(view, paths, embeddings_field=None, keep_row=None, batch_size=N
     dims = Counter()
     odd = None  # (sample id, size) of the first vector of an unexpected size
     num_read = 0
-    total = len(view)
-    for start in range(0, max(total, 1), batch_size):
-        batch = view.skip(start).limit(batch_size) if total > batch_size else view
-        read = batch.values(paths + ([embeddings_field] if embeddings_field else []))
+    capacity = len(view)  # a hint only: stale after an unclean mongod shutdown
+    for start in itertools.count(0, batch_size):
+        read = view.skip(start).limit(batch_size).values(
+            paths + ([embeddings_field] if embeddings_field else [])
+        )
         num_read += len(read[0])
         rows = range(len(read[0]))
         if keep_row is not None:
             rows = [i for i in rows if keep_row({p: read[j][i] for j, p in enumerate(paths)})]
         for j, p in enumerate(paths):
             columns[p].extend(read[j][i] for i in rows)
-        if embeddings_field is None:
-            continue
-        ids = [read[0][i] for i in rows]
-        vectors = [read[-1][i] for i in rows]
-        del read
-        for sid, v in zip(ids, vectors):
-            if v is None:
-                missing.append(sid)
-                continue
-            size = np.asarray(v).size
-            if dims and size not in dims and odd is None:
-                odd = (sid, size)
-            dims[size] += 1
-        if missing or len(dims) > 1 or not vectors:
-            continue  # nothing to stack, or an error is raised below
-        block = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in vectors])
-        finite = np.isfinite(block).all(axis=1)
-        bad.extend(sid for sid, ok in zip(ids, finite) if not ok)
-        if matrix is None:
-            matrix = np.empty((total, block.shape[1]), dtype=np.float32)
-        matrix[filled:filled + len(block)] = block
-        filled += len(block)
-    if num_read != total or (total > batch_size and len(set(columns[paths[0]])) != len(columns[paths[0]])):
+        last_batch = len(read[0]) < batch_size
+        if embeddings_field is not None:
+            ids = [read[0][i] for i in rows]
+            vectors = [read[-1][i] for i in rows]
+            del read
+            for sid, v in zip(ids, vectors):
+                if v is None:
+                    missing.append(sid)
+                    continue
+                size = np.asarray(v).size
+                if dims and size not in dims and odd is None:
+                    odd = (sid, size)
+                dims[size] += 1
+            if vectors and not missing and len(dims) == 1:  # else an error is raised below
+                block = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in vectors])
+                finite = np.isfinite(block).all(axis=1)
+                bad.extend(sid for sid, ok in zip(ids, finite) if not ok)
+                if matrix is None or filled + len(block) > len(matrix):
+                    grown = np.empty((max(capacity, 2 * filled, filled + len(block)), block.shape[1]), np.float32)
+                    if matrix is not None:
+                        grown[:filled] = matrix[:filled]
+                    matrix = grown
+                matrix[filled:filled + len(block)] = block
+                filled += len(block)
+        if last_batch:
+            break
+    kept_ids = columns[paths[0]]
+    if len(set(kept_ids)) != len(kept_ids):
         raise InputError(
-            "The target view changed while it was being read (%d samples "
-            "expected, %d read). Run again when no other process is adding or "
-            "deleting samples" % (total, num_read)
+            "The target view changed while it was being read (a sample was "
+            "read twice). Run again when no other process is adding or "
+            "deleting samples"
         )
     columns["_num_read"] = num_read
     if embeddings_field is None:
@@ -378,26 +386,84 @@ class ClassificationColumn:
         return fo.Classification(label=self.classes[c], confidence=float(self.confidence[rows]))
 
 
+#: suffix of the fields that hold a write's values until they are moved in place
+STAGING_SUFFIX = "_ln_staging"
+
+
 def write_sample_fields(dataset, ids, values_by_field):
-    """Writes one value per sample id for each field, in bulk.
+    """Writes one value per sample id for each field, in bulk, all or nothing.
+
+    The values are first written, in batches, to staging fields
+    (``<field>_ln_staging``). Then one server-side update moves every staged
+    value into its field (per sample atomically, all fields at once) and a
+    new field is renamed into place. A process killed while staging leaves
+    the fields exactly as they were (the next write discards the stale
+    staging fields); once the move is sent, mongod completes it even if the
+    client dies.
 
     Args:
         dataset: the root :class:`fiftyone.core.dataset.Dataset`
         ids: sample ids, aligned with each value list
-        values_by_field: dict field name -> list/array of values (None unsets)
+        values_by_field: dict top-level field name -> list/array/sliceable of
+            values (None sets null)
+
+    Raises:
+        InputError: an existing field holds another type of value than the
+            one written (nothing is changed then)
     """
     ids = [str(i) for i in ids]
+    if not ids or not values_by_field:
+        return
+    staged = {name: name + STAGING_SUFFIX for name in values_by_field}
+    _drop_fields(dataset, staged.values())  # left over by a killed write
     for field_name, values in values_by_field.items():
         if not hasattr(values, "__getitem__"):
             values = list(values)
         for start in range(0, len(ids), WRITE_BATCH):  # bounds the update ops alive at once
             chunk = _to_python(values[start:start + WRITE_BATCH])
             dataset.set_values(
-                field_name,
+                staged[field_name],
                 dict(zip(ids[start:start + WRITE_BATCH], chunk)),
                 key_field="id",
                 validate=False,
             )
+    existing = [f for f in values_by_field if dataset.has_sample_field(f)]
+    for field_name in existing:
+        old, new = dataset.get_field(field_name), dataset.get_field(staged[field_name])
+        if new is not None and _field_kind(old) != _field_kind(new):
+            _drop_fields(dataset, staged.values())
+            raise InputError(
+                "Field '%s' already holds %s values; this run writes %s. Pass "
+                "another output field or delete '%s' first"
+                % (field_name, _field_kind(old), _field_kind(new), field_name)
+            )
+    if existing:
+        moves = {f: {"$ifNull": ["$" + staged[f], None]} for f in existing}
+        moves["last_modified_at"] = "$$NOW"
+        dataset._sample_collection.update_many(
+            {staged[existing[0]]: {"$exists": True}},
+            [{"$set": moves}, {"$unset": [staged[f] for f in existing]}],
+        )
+        _drop_fields(dataset, [staged[f] for f in existing])
+    for field_name in values_by_field:
+        # (a new field whose values are all None was never declared)
+        if field_name not in existing and dataset.has_sample_field(staged[field_name]):
+            dataset.rename_sample_field(staged[field_name], field_name)
+    dataset.reload()
+
+
+def _field_kind(field):
+    doc_type = getattr(field, "document_type", None)
+    name = type(field).__name__
+    if name in ("IntField", "FloatField"):
+        name = "numeric"
+    return "%s(%s)" % (name, doc_type.__name__) if doc_type else name
+
+
+def _drop_fields(dataset, names):
+    for name in names:
+        if dataset.has_sample_field(name):
+            dataset.delete_sample_field(name)
 
 
 def _to_python(values):

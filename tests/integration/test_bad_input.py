@@ -12,7 +12,6 @@ subclass of ``DetectorOperator``), so a newly added detector is covered
 automatically; :data:`SMALL_PARAMS` keeps each one fast on tiny data.
 """
 
-import os
 import re
 
 import numpy as np

@@ -13,7 +13,6 @@ Children are ``python -c`` scripts with this session's environment (private
 test, a second private mongod started here.
 """
 
-import json
 import os
 import signal
 import socket
@@ -47,6 +46,7 @@ def _progress(self, progress=None, label=None):
     print("PROGRESS %%s %%s" %% (progress, label), flush=True)
 
 ExecutionContext.set_progress = _progress
+%(pre)s
 ds = fo.load_dataset(%(name)r)
 print("READY", os.getpid(), flush=True)
 go = %(go)r
@@ -61,9 +61,9 @@ print("RESULT", json.dumps(out.result, default=str), flush=True)
 """
 
 
-def spawn(tmp_path, tag, name, params, go=None, env=None, uri=KNN):
+def spawn(tmp_path, tag, name, params, go=None, env=None, uri=KNN, pre=""):
     log = tmp_path / ("%s.log" % tag)
-    script = CHILD % dict(tests=TESTS, name=name, params=params, go=go, uri=uri)
+    script = CHILD % dict(tests=TESTS, name=name, params=params, go=go, uri=uri, pre=pre)
     proc = subprocess.Popen(
         [sys.executable, "-c", script],
         stdout=open(log, "w"),
@@ -167,6 +167,47 @@ def test_sigkill_mid_run_keeps_previous_results(big, tmp_path):
     assert lock_doc(big, "knn_disagreement") is None
     # restore the k=10 run for the other tests
     _run(big, k=10, run_key="knn_disagreement")
+
+
+# Kills the child with SIGKILL when the write phase calls set_values for the
+# second time: the first output field is then fully written (staged), the
+# second not at all.
+KILL_ON_SECOND_WRITE = r"""
+import signal
+import fiftyone.core.collections as foc
+_set_values, _calls = foc.SampleCollection.set_values, []
+
+def _set_values_then_die(self, field_name, *args, **kwargs):
+    _calls.append(field_name)
+    print("WRITE", field_name, flush=True)
+    if len(_calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _set_values(self, field_name, *args, **kwargs)
+
+foc.SampleCollection.set_values = _set_values_then_die
+"""
+
+
+def test_sigkill_during_the_write_leaves_no_half_written_field(big, tmp_path):
+    fields = ["knn_disagreement", "knn_label"]
+    before = state(big, "knn_disagreement", fields)
+    schema_before = set(big.get_field_schema())
+    proc = spawn(tmp_path, "killed-writing", big.name, {"k": 30, "run_key": "knn_disagreement"},
+                 pre=KILL_ON_SECOND_WRITE)
+    assert finish(proc) == -signal.SIGKILL, output(proc)
+    assert "WRITE knn_disagreement" in output(proc) and "WRITE knn_label" in output(proc), output(proc)
+
+    # the first field's new values were staged, not written: both fields as before
+    assert state(big, "knn_disagreement", fields) == before
+    staging = set(big.get_field_schema()) - schema_before
+    assert staging <= {"knn_disagreement_ln_staging"}, staging
+    # the next run discards the stale staging field and writes everything
+    _run(big, k=30, run_key="knn_disagreement")
+    assert set(big.get_field_schema()) == schema_before
+    expected = _expected_scores(big, 30)
+    got = dict(zip(big.values("id"), big.values("knn_disagreement")))
+    assert max(abs(got[i] - expected[i]) for i in got) < 1e-6
+    _run(big, k=10, run_key="knn_disagreement")  # restore for the other tests
 
 
 def _expected_scores(ds, k):
