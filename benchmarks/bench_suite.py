@@ -247,7 +247,7 @@ def _flags(ds, op_name, params):
         "compute_dupes": field("is_dupe"),
         "compute_corrected_labels": field("label_changed"),
         "compute_scan_clusters": field("scan_mislabeled"),
-        "compute_noise_score": lambda: np.array(ds.values("noise_score"), float) > params.get("threshold", 0.8),
+        "compute_noise_score": field("noise_flagged"),
     }
     try:
         return flag_fields[op_name]()

@@ -27,6 +27,11 @@ one scale and combines them:
 5. ``suggested_label`` = weighted vote of the inputs that propose a class,
    each vote weighted by the input's weight times its own confidence; the
    suggestion's confidence is the winner's share of the votes.
+6. Flags (:func:`flag_estimated_rate`): because the score is a rank, a fixed
+   threshold flags a fixed share of the samples whatever the noise rate
+   (0.8: about the top 20%). By default the noise rate is estimated instead
+   as the share of samples whose suggested label differs from the given one,
+   and that many samples with the highest ``noise_score`` are flagged.
 
 No FiftyOne here: plain numpy arrays in, arrays out (scipy, for the bounded
 fit, is imported only when weights are learned).
@@ -278,6 +283,39 @@ def noise_consensus(
         "suggested_confidence": confidence,
         "verified_auc": verified_auc,
     }
+
+
+def flag_estimated_rate(noise_score, labels, suggested):
+    """Flags as many samples as the suggested labels say are mislabeled.
+
+    Args:
+        noise_score: float array (n,), higher = noisier (NaN = unscored)
+        labels: int array (n,), the given classes
+        suggested: int array (n,), the suggested classes (-1 = none)
+
+    Returns:
+        ``(flagged, rate)``: bool array (n,) flagging the
+        ``round(rate * num_scored)`` scored samples with the highest
+        ``noise_score`` (ties at the cut are all flagged), and ``rate``, the
+        share of scored samples with a suggestion that differs from their
+        label. ``rate`` is None and nothing is flagged when no sample has a
+        suggestion.
+    """
+    score = np.asarray(noise_score, dtype=np.float64)
+    labels = np.asarray(labels)
+    suggested = np.asarray(suggested)
+    scored = np.isfinite(score)
+    flagged = np.zeros(len(score), dtype=bool)
+    if not scored.any() or not (suggested[scored] >= 0).any():
+        return flagged, None
+    disagree = (suggested >= 0) & (suggested != labels)
+    rate = float(disagree[scored].mean())
+    count = int(round(rate * scored.sum()))
+    if count == 0:
+        return flagged, rate
+    cut = np.sort(score[scored])[::-1][count - 1]
+    flagged[scored] = score[scored] >= cut
+    return flagged, rate
 
 
 def _combine(raw, names, labels, mode, verified, can_learn, seed):

@@ -228,11 +228,23 @@ class ComputeNoiseScore(DetectorOperator):
             "Where to store the class the evidence points to (empty: skip)",
         ),
         Param(
-            "threshold",
-            0.8,
-            "Flag threshold",
-            "Samples whose noise score is above this are flagged (and tagged "
-            "if a tag is set)",
+            "flag_mode",
+            "estimated_rate",
+            "Flag",
+            "estimated_rate: flag as many samples (highest noise score first) "
+            "as have a suggested label different from their own, i.e. the "
+            "estimated noise rate; threshold: flag noise score > threshold "
+            "(the score is a rank: 0.8 flags about 20% at any noise rate; "
+            "also used when no input suggests labels)",
+            choices=("estimated_rate", "threshold"),
+        ),
+        Param("threshold", 0.8, "Flag threshold", "Used by flag mode 'threshold'"),
+        Param(
+            "flag_field",
+            "noise_flagged",
+            "Flag field",
+            "Boolean field marking the flagged samples (empty: skip); they "
+            "are also tagged if a tag is set",
         ),
         TAG_PARAM,
     )
@@ -261,13 +273,18 @@ class ComputeNoiseScore(DetectorOperator):
         return {
             params.get("output_field") or "noise_score",
             params.get("suggestion_field") or "suggested_label",
+            params.get("flag_field") or "noise_flagged",
         }
 
     def compute(self, ctx, view, params, progress):
-        from ..methods.consensus import label_agreement_score, noise_consensus
+        from ..methods.consensus import (
+            flag_estimated_rate,
+            label_agreement_score,
+            noise_consensus,
+        )
 
         dataset = ctx.dataset
-        own = {params["output_field"], params["suggestion_field"]} - {""}
+        own = {params["output_field"], params["suggestion_field"], params["flag_field"]} - {""}
         if params["label_field"] in own:
             raise InputError(
                 "output/suggestion field would overwrite the label field '%s'"
@@ -372,7 +389,13 @@ class ComputeNoiseScore(DetectorOperator):
             fields[params["suggestion_field"]] = ClassificationColumn(
                 classes, found["suggested_label"], found["suggested_confidence"]
             )
-        flagged = np.nan_to_num(noise, nan=0.0) > params["threshold"]
+        flag_rate = None
+        if params["flag_mode"] == "estimated_rate":
+            flagged, flag_rate = flag_estimated_rate(noise, data.y, found["suggested_label"])
+        if flag_rate is None:  # asked for, or no input suggests labels
+            flagged = np.nan_to_num(noise, nan=0.0) > params["threshold"]
+        if params["flag_field"]:
+            fields[params["flag_field"]] = flagged
         num_verified = {
             "mislabeled": int((verified == 1).sum()),
             "correct": int((verified == 0).sum()),
@@ -382,6 +405,7 @@ class ComputeNoiseScore(DetectorOperator):
             weights=found["weights"],
             weights_source=found["weights_source"],
             normalisation_used=found["normalisation"],
+            flag_rate=flag_rate,
             num_verified=num_verified,
             skipped=data.skipped,
             classes=data.classes,
@@ -395,6 +419,7 @@ class ComputeNoiseScore(DetectorOperator):
                 weights=found["weights"],
                 weights_source=found["weights_source"],
                 normalisation=found["normalisation"],
+                flag_rate=flag_rate,
             ),
             results=dict(verified_auc=found["verified_auc"], **info),
             info=info,
@@ -403,7 +428,7 @@ class ComputeNoiseScore(DetectorOperator):
     def resolve_output(self, ctx):
         outputs = types.Object()
         for key in (
-            "num_samples", "num_flagged", "inputs", "weights", "weights_source",
+            "num_samples", "num_flagged", "flag_rate", "inputs", "weights", "weights_source",
             "normalisation", "fields", "run_key", "seconds",
         ):
             outputs.str(key, label=key.replace("_", " "))

@@ -73,7 +73,15 @@ def test_noise_score_from_knn_only(scored):
     assert info.method == "consensus"
     assert info.inputs["knn_disagreement"]["higher_is_noisier"] is True
     assert info.inputs["knn_disagreement"]["suggestion"] == "knn_label"
-    assert set(info.fields) == {"noise_score", "suggested_label"}
+    assert set(info.fields) == {"noise_score", "suggested_label", "noise_flagged"}
+    # flagged: as many as the suggestion disagrees with the label (the
+    # estimated noise rate), highest noise_score first
+    flagged = np.array(ds.values("noise_flagged"))
+    given = np.array(ds.values("ground_truth.label"), dtype=object)
+    assert summary["flag_rate"] == pytest.approx((sug != given).mean())
+    assert summary["num_flagged"] == flagged.sum() >= round(summary["flag_rate"] * len(ds))
+    assert noise[flagged].min() >= noise[~flagged].max()
+    assert abs(flagged.mean() - noisy.mean()) < 0.05
     # the user's labels are untouched
     assert ds.values("ground_truth.label") == labels_before
     assert "ground_truth_original" not in ds.get_field_schema()
@@ -140,6 +148,9 @@ def test_noise_score_finds_renamed_outputs_via_run_records(blob_dataset):
     assert np.allclose(
         np.array(ds.values("ns2")), np.array(ds.values("noise_score")), atol=1e-6
     )
+    # no input suggests labels: flags fall back to the threshold
+    assert summary["flag_rate"] is None
+    assert summary["num_flagged"] == (np.array(ds.values("ns2")) > 0.8).sum()
 
 
 def test_noise_score_without_detectors_is_a_clear_error(blob_dataset):
