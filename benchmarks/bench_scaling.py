@@ -7,7 +7,7 @@ defaults. A fitted exponent b of ``time ~ a * N^b`` (least squares on
 log-log) is reported per method. Larger sizes of a method are skipped once
 one run of it exceeds ``--budget`` seconds (reported as skipped).
 
-Usage: python benchmarks/bench_scaling.py [--quick] [--budget 300]
+Usage: python benchmarks/bench_scaling.py [--quick] [--budget 150]
 """
 
 import argparse
@@ -79,7 +79,7 @@ def measure(axis, points, make, budget, available, params=None):
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--budget", type=float, default=300.0,
+    parser.add_argument("--budget", type=float, default=150.0,
                         help="skip larger sizes of a method after one run takes longer than this")
     args = parser.parse_args(argv)
     common.private_database()
@@ -92,11 +92,17 @@ def main(argv=None):
     class_counts = [5, 10] if args.quick else [10, 20, 50, 100]
     print("time vs N (10 classes)", flush=True)
     params = QUICK_PARAMS if args.quick else None
+    name = "scaling_quick" if args.quick else "scaling"
     by_n = measure("N", sizes, lambda n: load("scale-n", n, 10), args.budget, available, params)
+    save(name, sizes, class_counts, by_n, {})  # keep the N axis if the K axis is stopped
     print("time vs classes (N = %d)" % (2000 if args.quick else 10000), flush=True)
     by_k = measure("K", class_counts, lambda k: load("scale-k", 10000 if not args.quick else 2000, k),
                    args.budget, available, params)
+    rows = save(name, sizes, class_counts, by_n, by_k)
+    print(common.markdown_table(rows))
 
+
+def save(name, sizes, class_counts, by_n, by_k):
     rows = []
     for op in by_n:
         row = {"method": op.replace("compute_", "")}
@@ -104,15 +110,13 @@ def main(argv=None):
             row["N=%d" % n] = by_n[op].get(n, "skipped")
         row["exp(N)"] = fit_exponent(list(by_n[op]), list(by_n[op].values()))
         for k in class_counts:
-            row["K=%d" % k] = by_k[op].get(k, "skipped")
-        row["exp(K)"] = fit_exponent(list(by_k[op]), list(by_k[op].values()))
+            row["K=%d" % k] = by_k.get(op, {}).get(k, "skipped")
+        row["exp(K)"] = fit_exponent(list(by_k.get(op, {})), list(by_k.get(op, {}).values()))
         rows.append(row)
-    print(common.markdown_table(rows))
-    common.save("scaling_quick" if args.quick else "scaling",
-                {"sizes": sizes, "classes": class_counts, "rows": rows,
-                 "by_n": {k: {str(a): b for a, b in v.items()} for k, v in by_n.items()},
-                 "by_k": {k: {str(a): b for a, b in v.items()} for k, v in by_k.items()}})
-
+    common.save(name, {"sizes": sizes, "classes": class_counts, "rows": rows,
+                       "by_n": {k: {str(a): b for a, b in v.items()} for k, v in by_n.items()},
+                       "by_k": {k: {str(a): b for a, b in v.items()} for k, v in by_k.items()}})
+    return rows
 
 if __name__ == "__main__":
     main()
