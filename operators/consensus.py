@@ -232,8 +232,9 @@ class ComputeNoiseScore(DetectorOperator):
             "estimated_rate",
             "Flag",
             "estimated_rate: flag as many samples (highest noise score first) "
-            "as have a suggested label different from their own, i.e. the "
-            "estimated noise rate; threshold: flag noise score > threshold "
+            "as the estimated noise rate: the share of verified samples found "
+            "mislabeled (50+ verified), else the share whose suggested label "
+            "differs from their own (an overestimate with weak detectors); threshold: flag noise score > threshold "
             "(the score is a rank: 0.8 flags about 20% at any noise rate; "
             "also used when no input suggests labels)",
             choices=("estimated_rate", "threshold"),
@@ -389,9 +390,11 @@ class ComputeNoiseScore(DetectorOperator):
             fields[params["suggestion_field"]] = ClassificationColumn(
                 classes, found["suggested_label"], found["suggested_confidence"]
             )
-        flag_rate = None
+        flag_rate = flag_rate_source = None
         if params["flag_mode"] == "estimated_rate":
-            flagged, flag_rate = flag_estimated_rate(noise, data.y, found["suggested_label"])
+            flagged, flag_rate, flag_rate_source = flag_estimated_rate(
+                noise, data.y, found["suggested_label"], verified
+            )
         if flag_rate is None:  # asked for, or no input suggests labels
             flagged = np.nan_to_num(noise, nan=0.0) > params["threshold"]
         if params["flag_field"]:
@@ -406,6 +409,7 @@ class ComputeNoiseScore(DetectorOperator):
             weights_source=found["weights_source"],
             normalisation_used=found["normalisation"],
             flag_rate=flag_rate,
+            flag_rate_source=flag_rate_source,
             num_verified=num_verified,
             skipped=data.skipped,
             classes=data.classes,
@@ -420,6 +424,7 @@ class ComputeNoiseScore(DetectorOperator):
                 weights_source=found["weights_source"],
                 normalisation=found["normalisation"],
                 flag_rate=flag_rate,
+                flag_rate_source=flag_rate_source,
             ),
             results=dict(verified_auc=found["verified_auc"], **info),
             info=info,

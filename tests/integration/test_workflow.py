@@ -78,6 +78,7 @@ def test_noise_score_from_knn_only(scored):
     # estimated noise rate), highest noise_score first
     flagged = np.array(ds.values("noise_flagged"))
     given = np.array(ds.values("ground_truth.label"), dtype=object)
+    assert summary["flag_rate_source"] == "suggestions"  # no verified samples here
     assert summary["flag_rate"] == pytest.approx((sug != given).mean())
     assert summary["num_flagged"] == flagged.sum() >= round(summary["flag_rate"] * len(ds))
     assert noise[flagged].min() >= noise[~flagged].max()
