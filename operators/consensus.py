@@ -234,9 +234,10 @@ class ComputeNoiseScore(DetectorOperator):
             "estimated_rate: flag as many samples (highest noise score first) "
             "as the estimated noise rate: the share of verified samples found "
             "mislabeled (50+ verified), else the share whose suggested label "
-            "differs from their own (an overestimate with weak detectors); threshold: flag noise score > threshold "
-            "(the score is a rank: 0.8 flags about 20% at any noise rate; "
-            "also used when no input suggests labels)",
+            "differs from their own (an overestimate with weak detectors). "
+            "threshold: flag noise score > threshold (the score is a rank: "
+            "0.8 flags about 20% at any noise rate; also used when no input "
+            "suggests labels)",
             choices=("estimated_rate", "threshold"),
         ),
         Param("threshold", 0.8, "Flag threshold", "Used by flag mode 'threshold'"),
