@@ -119,12 +119,12 @@ def machine():
 
 
 def markdown_table(rows, columns=None):
-    """A GitHub markdown table from a list of dicts (floats to 3 decimals)."""
+    """A GitHub markdown table from a list of dicts (floats: 3 decimals below 10, else 1)."""
     columns = columns or list(rows[0])
 
     def fmt(v):
         if isinstance(v, float):
-            return "%.1f" % v if abs(v) >= 100 else "%.3f" % v
+            return "%.1f" % v if abs(v) >= 10 else "%.3f" % v
         return str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -133,6 +133,7 @@ def write_report():
         when = (data.get("machine") or {}).get("date") or data.get("when", "")
         lines += ["### %s%s" % (name, " (%s)" % when if when else ""), ""]
         for key, rows in tables:
+            rows = [_flat_row(r) for r in rows]
             columns = list(dict.fromkeys(c for r in rows for c in r))
             lines += ["%s:" % key, "", common.markdown_table(rows, columns), ""]
     lines += ["Reproduce: `make bench` (suite and scaling, about an hour on 2 cores), "
@@ -141,6 +142,18 @@ def write_report():
     with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
     print("wrote BENCHMARKS.md")
+
+
+def _flat_row(row):
+    """Nested metric dicts become ``<key> <metric>`` columns; lists (per-epoch
+    histories) stay in the JSON only."""
+    flat = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update(("%s %s" % (key, k), v) for k, v in value.items() if not isinstance(v, (dict, list)))
+        elif not isinstance(value, list):
+            flat[key] = value
+    return flat
 
 
 def _merged_suites():

@@ -49,6 +49,7 @@ class PrivateMongo:
         self.port = free_port()
         self.uri = "mongodb://127.0.0.1:%d" % self.port
         self.process = None
+        self.owner_pid = os.getpid()
 
     def start(self):
         dbpath = os.path.join(self.workdir, "db")
@@ -77,6 +78,11 @@ class PrivateMongo:
         raise RuntimeError("mongod did not start within 60 s")
 
     def stop(self):
+        # A forked worker (cleanlab's multiprocessing pool, say) inherits the
+        # atexit hook; only the process that started mongod may stop it or
+        # delete its files, or the worker's exit deletes the live database.
+        if os.getpid() != self.owner_pid:
+            return
         if "fiftyone" in sys.modules:
             try:
                 import fiftyone.core.odm as foodm
@@ -112,6 +118,19 @@ def start():
     os.environ.setdefault("FIFTYONE_OPERATOR_TIMEOUT", "7200")
     atexit.register(mongo.stop)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        # a terminated benchmark must still stop its mongod (atexit runs on SystemExit)
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        signal.signal(signal.SIGTERM, _exit_on_sigterm(mongo.owner_pid))
     return mongo
+
+
+def _exit_on_sigterm(owner_pid):
+    """A terminated benchmark must still stop its mongod (atexit runs on
+    SystemExit); a forked worker terminated by its pool dies as by default."""
+
+    def handler(signum, frame):
+        if os.getpid() != owner_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        sys.exit(128 + signum)
+
+    return handler

@@ -61,15 +61,7 @@ def insert_blob_samples(
     Returns:
         the number of noisy samples inserted
     """
-    import fiftyone as fo
-    import fiftyone.core.utils as fou
-    from bson import ObjectId
-
-    if dataset.media_type is None:
-        dataset.media_type = "image"  # what add_samples sets on the first sample
     names = class_names or ["class_%d" % c for c in range(num_classes)]
-    coll = dataset._sample_collection
-    dataset_id = ObjectId(dataset._doc.id)
     num_noisy = 0
     numbered_paths = "%" in filepath
     centers = blob_centers(dim, num_classes, seed)
@@ -78,49 +70,71 @@ def insert_blob_samples(
         x, y, noisy = gaussian_blobs(
             m, dim, num_classes, noise_rate, seed=seed + start, centers=centers
         )
-        rand = np.random.default_rng(seed + start + 2).random(m)
-        now = datetime.datetime.utcnow()
-        docs = []
-        for i in range(m):
-            k = start + i
-            docs.append(
-                {
-                    "_id": ObjectId(),
-                    "filepath": (filepath % k) if numbered_paths else filepath,
-                    "tags": [],
-                    "_media_type": "image",
-                    "_rand": float(rand[i]),
-                    "_dataset_id": dataset_id,
-                    "created_at": now,
-                    "last_modified_at": now,
-                    "ground_truth": {
-                        "_id": ObjectId(),
-                        "_cls": "Classification",
-                        "tags": [],
-                        "label": names[noisy[i]],
-                    },
-                    "clean": {
-                        "_id": ObjectId(),
-                        "_cls": "Classification",
-                        "tags": [],
-                        "label": names[y[i]],
-                    },
-                    "embeddings": fou.serialize_numpy_array(x[i]),
-                    "is_noisy": bool(noisy[i] != y[i]),
-                }
-            )
-        coll.insert_many(docs, ordered=False)
+        insert_labeled_samples(
+            dataset,
+            [(filepath % (start + i)) if numbered_paths else filepath for i in range(m)],
+            {"ground_truth": [names[c] for c in noisy], "clean": [names[c] for c in y]},
+            x,
+            flags={"is_noisy": noisy != y},
+            rand=np.random.default_rng(seed + start + 2).random(m),
+        )
         num_noisy += int((noisy != y).sum())
         if progress is not None:
             progress(start + m, n)
-    for name in ("ground_truth", "clean"):
-        if not dataset.has_sample_field(name):
+    return num_noisy
+
+
+def insert_labeled_samples(dataset, filepaths, labels, embeddings, flags=None, rand=None):
+    """Appends image samples to ``dataset`` in one bulk insert.
+
+    What ``dataset.add_samples`` would store, without building a
+    ``fo.Sample`` per row (50,000 CIFAR rows: 40 s that way).
+
+    Args:
+        filepaths: one path per sample
+        labels: ``{field: [class name per sample]}``, stored as ``fo.Classification``
+        embeddings: float array (n, d), stored in ``embeddings``
+        flags ({}): ``{field: bool array}``
+        rand (None): the ``_rand`` values; default uniform, unseeded
+    """
+    import fiftyone as fo
+    import fiftyone.core.utils as fou
+    from bson import ObjectId
+
+    if dataset.media_type is None:
+        dataset.media_type = "image"  # what add_samples sets on the first sample
+    flags = flags or {}
+    rand = np.random.default_rng().random(len(filepaths)) if rand is None else rand
+    dataset_id = ObjectId(dataset._doc.id)
+    now = datetime.datetime.utcnow()
+    docs = []
+    for i, path in enumerate(filepaths):
+        doc = {
+            "_id": ObjectId(),
+            "filepath": path,
+            "tags": [],
+            "_media_type": "image",
+            "_rand": float(rand[i]),
+            "_dataset_id": dataset_id,
+            "created_at": now,
+            "last_modified_at": now,
+            "embeddings": fou.serialize_numpy_array(embeddings[i]),
+        }
+        for field, names in labels.items():
+            doc[field] = {"_id": ObjectId(), "_cls": "Classification", "tags": [], "label": names[i]}
+        for field, values in flags.items():
+            doc[field] = bool(values[i])
+        docs.append(doc)
+    if docs:
+        dataset._sample_collection.insert_many(docs)  # ordered: natural order = row order
+    for field in labels:
+        if not dataset.has_sample_field(field):
             dataset.add_sample_field(
-                name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification
+                field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification
             )
     if not dataset.has_sample_field("embeddings"):
         dataset.add_sample_field("embeddings", fo.VectorField)
-    if not dataset.has_sample_field("is_noisy"):
-        dataset.add_sample_field("is_noisy", fo.BooleanField)
+    for field in flags:
+        if not dataset.has_sample_field(field):
+            dataset.add_sample_field(field, fo.BooleanField)
     dataset.reload()
-    return num_noisy
