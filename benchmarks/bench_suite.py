@@ -121,12 +121,13 @@ def load_into_fiftyone(d):
         fo.delete_dataset(d["name"])
     ds = fo.Dataset(d["name"])
     cls = d["classes"]
+    noisy_names = [cls[c] for c in d["noisy"]]
     insert_labeled_samples(
         ds, d["filepath"],
-        {"ground_truth": [cls[c] for c in d["noisy"]], "clean_label": [cls[c] for c in d["clean"]]},
+        {"ground_truth": noisy_names, "clean_label": [cls[c] for c in d["clean"]]},
         d["x"], rand=np.random.default_rng(0).random(len(d["noisy"])),
     )
-    if ds.values("ground_truth.label") != [cls[c] for c in d["noisy"]]:  # scores are read by position
+    if ds.values("ground_truth.label") != noisy_names:  # scores are read by position
         raise RuntimeError("%s: samples do not come back in insertion order" % d["name"])
     return ds
 
