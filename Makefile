@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export FIFTYONE_DO_NOT_TRACK := true
 
-.PHONY: install demo test bench bench-quick bench-scale bench-methods bench-all clean-venv
+.PHONY: install demo test test-compat bench bench-quick bench-scale bench-methods bench-all clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ demo: $(STAMP) $(PLUGINS_DIR)/label-noise-curation
 test: $(STAMP)
 	$(PY) -m pytest
 
+# make test-compat [FIFTYONE=<version>]: the integration and browser tests
+# against one FiftyOne release, in its own venv .venv-fo-<version> (built by
+# scripts/compat_venv.sh: requirements-dev.txt with fiftyone==<version> and
+# tests/compat/constraints-<version>.txt). Default: the oldest supported
+# release, i.e. the lower bound of fiftyone.yml's fiftyone.version range.
+FIFTYONE_OLDEST := $(shell sed -n 's/^  version: ">=\([0-9.]*\),.*/\1/p' fiftyone.yml)
+FIFTYONE ?= $(FIFTYONE_OLDEST)
+
+test-compat:
+	scripts/compat_venv.sh $(FIFTYONE)
+	.venv-fo-$(FIFTYONE)/bin/python -m pytest tests/integration tests/browser
+
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
@@ -47,4 +59,4 @@ bench-all: $(STAMP)
 	$(PY) benchmarks/run_all.py --all
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-fo-*

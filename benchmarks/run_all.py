@@ -49,11 +49,12 @@ def main():
     if args.quick:
         jobs = [("bench_suite.py", ["--quick"]), ("bench_scaling.py", ["--quick"])]
     else:
-        main_jobs = [("bench_suite.py", []), ("bench_scaling.py", [])]
+        main_jobs = [("bench_suite.py", []), ("bench_scaling.py", []), ("bench_objects.py", [])]
         scale_jobs = [("bench_scale.py", [])]
         method_jobs = [
             (os.path.basename(p), []) for p in sorted(glob.glob(os.path.join(HERE, "bench_*.py")))
-            if os.path.basename(p) not in ("bench_suite.py", "bench_scaling.py", "bench_scale.py")
+            if os.path.basename(p) not in ("bench_suite.py", "bench_scaling.py", "bench_scale.py",
+                                           "bench_objects.py")
         ]
         if args.all:
             jobs = main_jobs + scale_jobs + method_jobs
@@ -118,12 +119,17 @@ def write_report():
                   common.markdown_table(scale["rows"], ["detector", "status", "seconds", "peak_rss_gib",
                                                         "rss_ok", "all_written", "auroc", "load_1min",
                                                         "note"]), ""]
+    objects = _load("objects")
+    if objects:
+        from bench_objects import SECTION_TITLE, section
+
+        lines += [SECTION_TITLE, "", section(objects), ""]
     lines += ["## Per-method benchmarks", "",
               "Each method's own script (`benchmarks/bench_<method>.py`); see the method's page "
               "in `docs/` for what every column means.", ""]
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
-        if name.startswith(("suite", "scaling")) or name == "scale" or name.endswith("_quick"):
+        if name.startswith(("suite", "scaling", "objects")) or name == "scale" or name.endswith("_quick"):
             continue
         data = json.load(open(path))
         tables = [(k, v) for k, v in data.items()

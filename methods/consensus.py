@@ -27,15 +27,11 @@ one scale and combines them:
 5. ``suggested_label`` = weighted vote of the inputs that propose a class,
    each vote weighted by the input's weight times its own confidence; the
    suggestion's confidence is the winner's share of the votes.
-6. Flags (:func:`flag_estimated_rate`): because the score is a rank, a fixed
-   threshold flags a fixed share of the samples whatever the noise rate
-   (0.8: about the top 20%). By default the noise rate is estimated instead
-   and that many samples with the highest ``noise_score`` are flagged: the
-   share found mislabeled among the verified samples when there are enough
-   (unbiased when they were picked at random, e.g. a sample per class),
-   else the share whose suggested label differs from the given one (an
-   overestimate when the suggesting detectors are weak: 78% for a true 41%
-   on the 3,000-image demo).
+6. This rank consensus is the ``score_mode="rank"`` option of
+   ``compute_noise_score`` and the way inputs without class probabilities
+   (Training-ValueNet, CleanNet, custom scores) enter once verified samples
+   can weigh them; the default score is the calibrated probability of
+   :mod:`methods.noise_estimate`.
 
 No FiftyOne here: plain numpy arrays in, arrays out (scipy, for the bounded
 fit, is imported only when weights are learned).
@@ -287,46 +283,6 @@ def noise_consensus(
         "suggested_confidence": confidence,
         "verified_auc": verified_auc,
     }
-
-
-def flag_estimated_rate(noise_score, labels, suggested, verified=None, min_verified=50):
-    """Flags as many samples as the estimated noise rate says are mislabeled.
-
-    Args:
-        noise_score: float array (n,), higher = noisier (NaN = unscored)
-        labels: int array (n,), the given classes
-        suggested: int array (n,), the suggested classes (-1 = none)
-        verified (None): int array (n,): 1 = verified mislabeled, 0 =
-            verified correct, -1 = not verified
-        min_verified (50): verified samples needed to estimate from them
-
-    Returns:
-        ``(flagged, rate, source)``: bool array (n,) flagging the
-        ``round(rate * num_scored)`` scored samples with the highest
-        ``noise_score`` (ties at the cut are all flagged); ``rate``, the
-        share of verified samples found mislabeled (``source="verified"``)
-        or else the share of scored samples with a suggestion that differs
-        from their label (``source="suggestions"``). ``rate`` and ``source``
-        are None and nothing is flagged when neither is available.
-    """
-    score = np.asarray(noise_score, dtype=np.float64)
-    labels = np.asarray(labels)
-    suggested = np.asarray(suggested)
-    scored = np.isfinite(score)
-    flagged = np.zeros(len(score), dtype=bool)
-    reviewed = None if verified is None else np.asarray(verified)[np.asarray(verified) >= 0]
-    if reviewed is not None and len(reviewed) >= min_verified:
-        rate, source = float((reviewed == 1).mean()), "verified"
-    elif scored.any() and (suggested[scored] >= 0).any():
-        disagree = (suggested >= 0) & (suggested != labels)
-        rate, source = float(disagree[scored].mean()), "suggestions"
-    else:
-        return flagged, None, None
-    count = int(round(rate * scored.sum()))
-    if count > 0:
-        cut = np.sort(score[scored])[::-1][count - 1]
-        flagged[scored] = score[scored] >= cut
-    return flagged, rate, source
 
 
 def _combine(raw, names, labels, mode, verified, can_learn, seed):

@@ -79,6 +79,9 @@ def dupes(
           ignored
         - ``round_accuracy``: list of the out-of-sample accuracy (vs the given
           labels) of each round
+        - ``probabilities``: float32 (n, num_classes), the mean over rounds of
+          each sample's out-of-sample class probabilities (the same trainings,
+          no extra cost; ``compute_noise_score`` pools them as evidence)
     """
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
@@ -100,6 +103,7 @@ def dupes(
     fit_predict = _CLASSIFIER_FUNCS[classifier]
 
     counts = np.zeros((n, num_classes), dtype=np.int64)
+    probability_sum = np.zeros((n, num_classes), dtype=np.float64)
     accuracy = []
     steps = 2 * rounds
     for r in range(rounds):
@@ -113,7 +117,7 @@ def dupes(
             if len(test) == 0:
                 continue
             train_seed = int(np.random.default_rng([int(seed), r, h]).integers(2**31))
-            predicted[test] = fit_predict(
+            probs = fit_predict(
                 _take(features, train),
                 labels[train],
                 _take(features, test),
@@ -122,6 +126,8 @@ def dupes(
                 device=device,
                 **classifier_options,
             )
+            probability_sum[test] += probs
+            predicted[test] = probs.argmax(axis=1)
         done = predicted >= 0
         counts[np.flatnonzero(done), predicted[done]] += 1
         accuracy.append(float((predicted[done] == labels[done]).mean()))
@@ -129,6 +135,7 @@ def dupes(
         progress(1.0, "counted %d rounds" % rounds)
     result = count_dupes(counts, labels, threshold, ignore)
     result["round_accuracy"] = accuracy
+    result["probabilities"] = (probability_sum / rounds).astype(np.float32)
     return result
 
 
@@ -222,7 +229,7 @@ def _fit_predict_logreg(x_train, y_train, x_test, num_classes, seed=0, device=No
     optimiser.step(closure)
     with torch.no_grad():
         logits = torch.as_tensor(x_test, device=dev) @ weight + bias
-    return logits.argmax(dim=1).cpu().numpy()
+    return torch.softmax(logits, dim=1).cpu().numpy()
 
 
 def _fit_predict_sklearn_logreg(x_train, y_train, x_test, num_classes, seed=0,
@@ -233,7 +240,9 @@ def _fit_predict_sklearn_logreg(x_train, y_train, x_test, num_classes, seed=0,
     x_train, x_test = _standardise(x_train, x_test)
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     model.fit(x_train, y_train)
-    return model.classes_[model.predict_proba(x_test).argmax(axis=1)]
+    probs = np.zeros((len(x_test), num_classes), dtype=np.float32)
+    probs[:, model.classes_] = model.predict_proba(x_test)
+    return probs
 
 
 def _fit_predict_mlp(x_train, y_train, x_test, num_classes, seed=0, device=None,
@@ -269,7 +278,7 @@ def _fit_predict_mlp(x_train, y_train, x_test, num_classes, seed=0, device=None,
     model.eval()
     with torch.no_grad():
         logits = model(torch.as_tensor(x_test, device=dev))
-    return logits.argmax(dim=1).cpu().numpy()
+    return torch.softmax(logits, dim=1).cpu().numpy()
 
 
 def _fit_predict_cnn(paths_train, y_train, paths_test, num_classes, seed=0,
@@ -340,7 +349,7 @@ def _fit_predict_cnn(paths_train, y_train, paths_test, num_classes, seed=0,
     predicted = []
     with torch.no_grad():
         for x, _ in test_loader:
-            predicted.append(net(x.to(dev)).argmax(dim=1).cpu().numpy())
+            predicted.append(torch.softmax(net(x.to(dev)), dim=1).cpu().numpy())
     return np.concatenate(predicted)
 
 
@@ -354,6 +363,13 @@ def _replace_head(net, num_classes):
         net.classifier[-1] = torch.nn.Linear(last.in_features, num_classes)
     else:
         raise ValueError("Cannot replace the classifier layer of this model")
+
+
+def fit_predict_probabilities(classifier, train, y_train, test, num_classes, **options):
+    """Trains one of :data:`CLASSIFIERS` on ``train`` and returns the class
+    probabilities (float32, (len(test), num_classes)) of ``test``; shared
+    with :mod:`methods.out_of_sample`."""
+    return _CLASSIFIER_FUNCS[classifier](train, y_train, test, num_classes, **options)
 
 
 _CLASSIFIER_FUNCS = {

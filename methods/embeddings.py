@@ -87,3 +87,62 @@ def embed_images(paths, model, preprocess, device, batch_size=32, progress=None)
     if features is None:
         features = np.full((n, 0), np.nan, dtype=np.float32)
     return features, failed
+
+
+def crop_box(image, box, margin=0.1):
+    """The pixels of a relative box ``[x, y, w, h]`` of a PIL image, widened
+    by ``margin`` times the box size on each side (clipped to the image), as
+    context for the object. At least one pixel."""
+    width, height = image.size
+    x, y, w, h = [float(v) for v in box]
+    x0 = max(0.0, x - margin * w) * width
+    y0 = max(0.0, y - margin * h) * height
+    x1 = min(1.0, x + w + margin * w) * width
+    y1 = min(1.0, y + h + margin * h) * height
+    left, top = int(np.floor(x0)), int(np.floor(y0))
+    right = max(int(np.ceil(x1)), left + 1)
+    bottom = max(int(np.ceil(y1)), top + 1)
+    return image.crop((left, top, min(right, width), min(bottom, height)))
+
+
+def embed_boxes(paths, boxes, model, preprocess, device, batch_size=32, margin=0.1, progress=None):
+    """Embeds object crops: ``boxes[i]`` (relative ``[x, y, w, h]``) of the
+    image ``paths[i]`` with a context ``margin`` (:func:`crop_box`). Each
+    image is decoded once for all its boxes (rows with the same path should
+    be adjacent, as in a patches view).
+
+    Returns:
+        ``(features, failed)`` as :func:`embed_images`
+    """
+    import torch
+    from PIL import Image
+
+    n = len(paths)
+    features, failed = None, []
+    cache_path, cache_img = None, None
+    for start in range(0, n, batch_size):
+        batch, rows = [], []
+        for i in range(start, min(start + batch_size, n)):
+            try:
+                if paths[i] != cache_path:
+                    cache_path, cache_img = paths[i], None
+                    with Image.open(paths[i]) as img:
+                        cache_img = img.convert("RGB")
+                if cache_img is None:
+                    raise OSError("unreadable image")
+                batch.append(preprocess(crop_box(cache_img, boxes[i], margin)))
+                rows.append(i)
+            except Exception as e:  # unreadable/corrupt/missing file
+                failed.append((i, "%s: %s" % (type(e).__name__, e)))
+        if batch:
+            with torch.inference_mode():
+                out = model(torch.stack(batch).to(device)).float().cpu().numpy()
+            if features is None:
+                features = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
+            features[rows] = out
+        if progress is not None:
+            done = min(start + batch_size, n)
+            progress(done / max(n, 1), "embedded %d/%d objects" % (done, n))
+    if features is None:
+        features = np.full((n, 0), np.nan, dtype=np.float32)
+    return features, failed

@@ -22,15 +22,20 @@ from .curation import (
 )
 from .embeddings import ComputeEmbeddings
 from .knn import ComputeKnnDisagreement
+from .label_quality import ComputeLabelQuality
 from .manage import DeleteRun
 from .panel import LabelNoisePanel
+from .pipeline import FindLabelIssues
+from .review import RecordLabelVerdict, StartLabelAudit, UndoLabelVerdict
 from .scan import ComputeScanClusters
 from .self_learning import ComputeCorrectedLabels, LoadPrototypesView
 from .training_value import ComputeTrainingValue
 
 OPERATORS = [
+    FindLabelIssues,
     ComputeEmbeddings,
     ComputeKnnDisagreement,
+    ComputeLabelQuality,
     DeleteRun,
     ComputeDupes,
     ExportDupes,
@@ -48,6 +53,9 @@ OPERATORS = [
     ComputeCorrectedLabels,
     LoadPrototypesView,
     ComputeCleanNetSimilarity,
+    RecordLabelVerdict,
+    UndoLabelVerdict,
+    StartLabelAudit,
 ]
 
 PANELS = [

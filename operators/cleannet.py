@@ -9,7 +9,7 @@ from fiftyone import ViewField as F
 
 from . import runs as lnr
 from .common import Computed, DetectorOperator, Param
-from .data import InputError, load_inputs
+from .data import InputError, load_inputs, output_path, output_schema, read_outputs
 
 HOW_TO_VERIFY = (
     "In the App, review some samples of a few classes and either set the "
@@ -261,8 +261,9 @@ def read_verification(view, ids, params):
     field = params.get("verified_field") or ""
     correct_tag = params.get("correct_tag") or ""
     wrong_tag = params.get("wrong_tag") or ""
-    schema = view.get_field_schema()
-    paths = ["id", "tags"]
+    label_field = params.get("label_field") or ""
+    schema = output_schema(view, label_field)  # objects: their attributes
+    paths = ["tags"]  # objects: label tags
     if field:
         if field in schema:
             import fiftyone.core.fields as fof
@@ -277,7 +278,8 @@ def read_verification(view, ids, params):
             paths.append(field)
         else:
             field = ""
-    columns = view.values(paths)
+    read = read_outputs(view, label_field, paths)
+    columns = [read["id"]] + [read[n] for n in paths]
     sample_ids, tags = columns[0], columns[1]
     flags = columns[2] if field else [None] * len(sample_ids)
     by_id = {}
@@ -305,18 +307,20 @@ def read_verification(view, ids, params):
 def verification_counts(view, label_field, verified_field, correct_tag, wrong_tag):
     """``{class: (num correct, num wrong)}`` of the verified samples of ``view``."""
     counts = {}
-    schema = view.get_field_schema()
-    if label_field not in schema:
+    if label_field not in view.get_field_schema():
         return counts
+    schema = output_schema(view, label_field)  # objects: their attributes
     path = label_field + ".label"
     correct, wrong = Counter(), Counter()
     if verified_field and verified_field in schema:
-        correct.update(view.match(F(verified_field) == True).count_values(path))  # noqa: E712
-        wrong.update(view.match(F(verified_field) == False).count_values(path))  # noqa: E712
+        flag = F(output_path(view, label_field, verified_field))
+        correct.update(view.match(flag == True).count_values(path))  # noqa: E712
+        wrong.update(view.match(flag == False).count_values(path))  # noqa: E712
+    tags = F(output_path(view, label_field, "tags"))  # objects: label tags
     if correct_tag:
-        correct.update(view.match_tags(correct_tag).count_values(path))
+        correct.update(view.match(tags.contains(correct_tag)).count_values(path))
     if wrong_tag:
-        wrong.update(view.match_tags(wrong_tag).count_values(path))
+        wrong.update(view.match(tags.contains(wrong_tag)).count_values(path))
     for c in set(correct) | set(wrong):
         if c is not None:
             counts[c] = (correct[c], wrong[c])

@@ -22,6 +22,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import data as lnd
+from . import objects as lno
 from . import runs as lnr
 
 
@@ -34,8 +35,15 @@ class Param:
     label: str
     description: str
     choices: tuple = ()
+    #: "" (free input), or the type of existing field it names: "label"
+    #: (fo.Classification), "vector" (embeddings), "score" (numeric),
+    #: "suggestion" (Classification or string): the form offers a dropdown
+    kind: str = ""
 
     def add_to(self, inputs, ctx):
+        if self.kind and ctx is not None and getattr(ctx, "dataset", None) is not None:
+            field_input(ctx, inputs, self)
+            return
         kwargs = dict(
             default=self.default,
             required=False,
@@ -86,6 +94,7 @@ def common_params(output_field, run_key, needs_embeddings=True):
             "ground_truth",
             "Label field",
             "The fo.Classification field holding the (possibly noisy) labels",
+            kind="label",
         )
     ]
     if needs_embeddings:
@@ -96,6 +105,7 @@ def common_params(output_field, run_key, needs_embeddings=True):
                 "Embeddings field",
                 "Sample field holding one feature vector per sample (from "
                 "compute_embeddings or any FiftyOne zoo model)",
+                kind="vector",
             )
         )
     params += [
@@ -114,6 +124,74 @@ def common_params(output_field, run_key, needs_embeddings=True):
         Param("seed", 51, "Random seed", "Same seed, same results"),
     ]
     return params
+
+
+def field_choices(collection, kind):
+    """Existing fields of ``collection`` a parameter of ``kind`` can name
+    (see :attr:`Param.kind`), as FiftyOne's brain operators list them."""
+    import fiftyone as fo
+    import fiftyone.core.fields as fof
+
+    if kind == "label":
+        return lnd.classification_fields(collection)
+    if kind == "vector":
+        return lnd.vector_fields(collection)
+    schema = collection.get_field_schema()
+    if kind == "score":
+        return sorted(
+            n for n, f in schema.items()
+            if isinstance(f, (fof.FloatField, fof.IntField)) and not n.startswith("_")
+        )
+    if kind == "suggestion":
+        return sorted(
+            n for n, f in schema.items()
+            if (getattr(f, "document_type", None) is not None
+                and issubclass(f.document_type, fo.Classification))
+            or (isinstance(f, fof.StringField) and n != "filepath")
+        )
+    raise ValueError("unknown field kind %r" % kind)
+
+
+def field_input(ctx, inputs, param, allow_new=False):
+    """A dropdown of the existing fields of ``param.kind``.
+
+    The default is preselected when it exists, else the first field that
+    fits. The property stays a string (an SDK call naming a missing field
+    gets the operator's own error message, not a form validation error);
+    ``allow_new`` offers the fields but accepts a typed new name (e.g. an
+    embeddings field a model will fill). Without any fitting field, a text
+    box.
+    """
+    collection = getattr(ctx, "view", None) or ctx.dataset
+    try:
+        choices = field_choices(collection, param.kind)
+    except Exception:  # a form must render even on an odd collection
+        choices = []
+    if not choices:
+        inputs.str(param.name, default=param.default, required=False,
+                   label=param.label, description=param.description)
+        return None
+    default = param.default if param.default in choices else (
+        param.default if allow_new and param.default else choices[0]
+    )
+    view = types.AutocompleteView() if allow_new else types.DropdownView()
+    for name in choices:
+        view.add_choice(name, label=name)
+    inputs.str(param.name, default=default, required=False, label=param.label,
+               description=param.description, view=view)
+    return default
+
+
+def label_field_input(ctx, inputs, param):
+    """:func:`field_input` for a ``fo.Classification`` label field."""
+    return field_input(ctx, inputs, Param(**dict(param.__dict__, kind="label")))
+
+
+def embeddings_field_input(ctx, inputs, param, allow_new=False):
+    """:func:`field_input` for an embeddings (vector) field."""
+    return field_input(
+        ctx, inputs, Param(**dict(param.__dict__, kind="vector")), allow_new=allow_new
+    )
 
 
 def operator_config(operator, **extra):
@@ -199,20 +277,28 @@ class DetectorOperator(foo.Operator):
             computed = self.compute(ctx, view, params, progress)
             with lnr.dataset_write_lock(dataset):
                 progress(0.97, "writing results")
-                replaced = _stale_fields(dataset, run_key, computed.fields)
-                lnd.write_sample_fields(dataset, computed.ids, computed.fields)
+                label_field = params.get("label_field") or ""
+                paths = [
+                    lnd.dataset_output_path(view, label_field, f) for f in computed.fields
+                ]
+                replaced = _stale_fields(dataset, run_key, paths)
+                paths = lnd.write_outputs(view, label_field, computed.ids, computed.fields)
                 for field_name in replaced:
                     dataset.delete_sample_field(field_name)
                 num_flagged = None
                 if computed.flagged is not None:
                     num_flagged = int(sum(bool(f) for f in computed.flagged))
                     if params.get("tag"):
-                        tag_flagged(view, computed.ids, computed.flagged, params["tag"])
+                        tag_flagged(
+                            view, computed.ids, computed.flagged, params["tag"], label_field
+                        )
+                if lno.is_patches(view):  # outputs are on each object
+                    computed.info.setdefault("patches_field", label_field)
                 summary = dict(computed.summary)
                 summary.update(
                     run_key=run_key,
                     num_samples=len(computed.ids),
-                    fields=list(computed.fields),
+                    fields=list(paths),
                     seconds=round(time.time() - started, 2),
                 )
                 if num_flagged is not None:
@@ -222,7 +308,7 @@ class DetectorOperator(foo.Operator):
                     run_key,
                     self.method,
                     params,
-                    list(computed.fields),
+                    list(paths),
                     results=computed.results,
                     num_samples=len(computed.ids),
                     num_flagged=num_flagged,
@@ -429,12 +515,11 @@ def reload_app(ctx):
         ctx.ops.reload_dataset()
 
 
-def tag_flagged(view, ids, flagged, tag):
-    """Moves ``tag`` to exactly the flagged samples among ``view``."""
-    view.untag_samples(tag)
+def tag_flagged(view, ids, flagged, tag, label_field=""):
+    """Moves ``tag`` to exactly the flagged items among ``view``: sample
+    tags, or label tags of the objects of a patches view."""
     flagged_ids = [str(i) for i, f in zip(ids, flagged) if f]
-    if flagged_ids:
-        view._root_dataset.select(flagged_ids).tag_samples(tag)
+    lnd.tag_items(view, label_field, flagged_ids, tag, replace=True)
 
 
 def _stale_fields(dataset, run_key, new_fields):

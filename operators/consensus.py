@@ -16,7 +16,14 @@ import fiftyone.core.fields as fof
 import fiftyone.operators.types as types
 
 from .common import Computed, DetectorOperator, Param, TAG_PARAM
-from .data import ClassificationColumn, InputError, load_inputs
+from .data import (
+    ClassificationColumn,
+    InputError,
+    load_inputs,
+    output_schema,
+    read_outputs,
+)
+from .objects import is_patches
 from . import runs as lnr
 
 
@@ -42,10 +49,12 @@ KNOWN_INPUTS = {
     "corrected_label": Evidence("label"),
     "scan_label": Evidence("label"),
     "knn_disagreement": Evidence("score", True, suggestion="knn_label"),
+    "label_quality": Evidence("score", higher_is_noisier=False, suggestion="predicted_label"),
 }
 
 #: run-record method name fragments -> the kind of output they write
 _METHOD_KINDS = (
+    ("label_quality", "label_quality"),
     ("knn", "knn_disagreement"),
     ("training_value", "training_value"),
     ("valuenet", "training_value"),
@@ -59,14 +68,17 @@ _METHOD_KINDS = (
 VERIFIED_TAGS = ("verified:correct", "verified:wrong")
 
 
-def discover_inputs(dataset, exclude=()):
+def discover_inputs(dataset, exclude=(), schema=None):
     """Detector outputs available on ``dataset``: ``{field: Evidence}``.
 
     Default field names that exist with the right type, plus outputs of this
     plugin's runs written under other names. ``exclude``: fields to ignore
-    (e.g. the consensus' own outputs).
+    (e.g. the consensus' own outputs). ``schema``: the outputs to look in
+    (default the dataset's fields; :func:`operators.data.output_schema` of a
+    patches view for object outputs).
     """
-    schema = dataset.get_field_schema()
+    if schema is None:
+        schema = dataset.get_field_schema()
     found = {}
     for name, spec in KNOWN_INPUTS.items():
         if name in schema and name not in exclude and _fits(schema[name], spec):
@@ -97,17 +109,19 @@ def discover_inputs(dataset, exclude=()):
     return found
 
 
-def parse_inputs(dataset, text, exclude=()):
+def parse_inputs(dataset, text, exclude=(), schema=None):
     """User list ``"a,b,-c"`` -> ``{field: Evidence}``; empty = discover.
 
     Known detector fields keep their orientation; other numeric fields are
     read as higher = noisier, or higher = cleaner with a leading ``-``.
+    ``schema``: as for :func:`discover_inputs`.
     """
     if not text or not str(text).strip():
-        return discover_inputs(dataset, exclude)
-    schema = dataset.get_field_schema()
+        return discover_inputs(dataset, exclude, schema)
+    if schema is None:
+        schema = dataset.get_field_schema()
     known = dict(KNOWN_INPUTS)
-    known.update(discover_inputs(dataset, exclude))
+    known.update(discover_inputs(dataset, exclude, schema))
     out = {}
     for item in str(text).split(","):
         item = item.strip()
@@ -118,7 +132,8 @@ def parse_inputs(dataset, text, exclude=()):
         if name not in schema:
             raise InputError(
                 "Input field '%s' does not exist on dataset '%s'. Detector "
-                "fields found: %s" % (name, dataset.name, sorted(discover_inputs(dataset)) or "none")
+                "fields found: %s"
+                % (name, dataset.name, sorted(discover_inputs(dataset, schema=schema)) or "none")
             )
         spec = known.get(name)
         if spec is None:
@@ -153,20 +168,23 @@ def _fits(field, spec):
     return _is_classification(field) if spec.kind == "label" else _is_number(field)
 
 
-def read_verified(view, ids, verified_field):
+def read_verified(view, ids, verified_field, label_field=""):
     """Verification of each id: 1 = label wrong, 0 = right, -1 = unknown.
 
     From the boolean ``verified_field`` (True = label correct, False =
-    wrong) and/or the tags ``verified:correct`` / ``verified:wrong``.
+    wrong) and/or the tags ``verified:correct`` / ``verified:wrong``; on a
+    patches view, the object's attribute and label tags
+    (``<label_field>.label_verified``, ``<label_field>.tags``).
     """
     index = {sid: k for k, sid in enumerate(ids)}
     verified = np.full(len(ids), -1, dtype=np.int64)
-    schema = view.get_field_schema()
-    paths = ["id", "tags"]
+    schema = output_schema(view, label_field)
+    names = ["tags"]
     use_field = bool(verified_field) and verified_field in schema
     if use_field:
-        paths.append(verified_field)
-    columns = view.values(paths)
+        names.append(verified_field)
+    read = read_outputs(view, label_field, names)
+    columns = [read["id"]] + [read[n] for n in names]
     for k, sid in enumerate(columns[0]):
         row = index.get(sid)
         if row is None:
@@ -228,19 +246,44 @@ class ComputeNoiseScore(DetectorOperator):
             "Where to store the class the evidence points to (empty: skip)",
         ),
         Param(
+            "noise_estimator",
+            "anchors",
+            "Noise-rate estimate",
+            "Without 50+ verified samples, how the share of wrong labels is "
+            "estimated: anchors (share of mislabeled among each class's most "
+            "confident samples: no false alarms from the classifier's own "
+            "confusion, but low when errors hit hard samples) or "
+            "confident_learning (Confident Learning's count: counts the "
+            "classifier's confident mistakes too, so high on clean data). "
+            "An audit (start_label_audit) or 50+ verified samples replace both",
+            choices=("anchors", "confident_learning"),
+        ),
+        Param(
+            "score_mode",
+            "probability",
+            "Score",
+            "probability: noise_score is the calibrated probability that the "
+            "label is wrong (0.5 = as likely wrong as right); rank: the older "
+            "rank consensus in [0, 1] (only the order means something)",
+            choices=("probability", "rank"),
+        ),
+        Param(
             "flag_mode",
             "estimated_rate",
             "Flag",
             "estimated_rate: flag as many samples (highest noise score first) "
-            "as the estimated noise rate: the share of verified samples found "
-            "mislabeled (50+ verified), else the share whose suggested label "
-            "differs from their own (an overestimate with weak detectors). "
-            "threshold: flag noise score > threshold (the score is a rank: "
-            "0.8 flags about 20% at any noise rate; also used when no input "
-            "suggests labels)",
+            "as the estimated number of wrong labels (from verified samples "
+            "when there are 50+, else the noise-rate estimate). threshold: "
+            "flag noise score > threshold (also used when no input has class "
+            "probabilities to estimate from)",
             choices=("estimated_rate", "threshold"),
         ),
-        Param("threshold", 0.8, "Flag threshold", "Used by flag mode 'threshold'"),
+        Param(
+            "threshold",
+            0.5,
+            "Flag threshold",
+            "Used by flag mode 'threshold' (0.5: more likely wrong than right)",
+        ),
         Param(
             "flag_field",
             "noise_flagged",
@@ -255,7 +298,11 @@ class ComputeNoiseScore(DetectorOperator):
         if ctx.dataset is None:
             return
         exclude = self._own_fields(ctx.params)
-        found = discover_inputs(ctx.dataset, exclude)
+        view = ctx.target_view()
+        schema = None
+        if is_patches(view):
+            schema = output_schema(view, ctx.params.get("label_field") or "ground_truth")
+        found = discover_inputs(ctx.dataset, exclude, schema)
         if found:
             text = ", ".join(
                 "%s (%s)" % (name, _orientation(spec)) for name, spec in found.items()
@@ -279,11 +326,7 @@ class ComputeNoiseScore(DetectorOperator):
         }
 
     def compute(self, ctx, view, params, progress):
-        from ..methods.consensus import (
-            flag_estimated_rate,
-            label_agreement_score,
-            noise_consensus,
-        )
+        from ..methods.consensus import label_agreement_score
 
         dataset = ctx.dataset
         own = {params["output_field"], params["suggestion_field"], params["flag_field"]} - {""}
@@ -292,7 +335,9 @@ class ComputeNoiseScore(DetectorOperator):
                 "output/suggestion field would overwrite the label field '%s'"
                 % params["label_field"]
             )
-        specs = parse_inputs(dataset, params["inputs"], exclude=own)
+        patches = is_patches(view)  # outputs are attributes of each object
+        schema = output_schema(view, params["label_field"]) if patches else None
+        specs = parse_inputs(dataset, params["inputs"], exclude=own, schema=schema)
         specs = {k: v for k, v in specs.items() if k not in own and k != params["label_field"]}
         if not specs:
             raise InputError(
@@ -316,7 +361,7 @@ class ComputeNoiseScore(DetectorOperator):
                 out[k] = class_index[name]
             return out
 
-        schema = view.get_field_schema()
+        schema = output_schema(view, params["label_field"])
         paths = ["id"]
         for name, spec in specs.items():
             if spec.kind == "label":
@@ -328,7 +373,7 @@ class ComputeNoiseScore(DetectorOperator):
                     paths += [spec.suggestion + ".label", spec.suggestion + ".confidence"]
                 else:
                     paths.append(spec.suggestion)
-        columns = dict(zip(paths, view.values(paths)))
+        columns = read_outputs(view, params["label_field"], paths[1:])
         row_of = {sid: k for k, sid in enumerate(columns["id"])}
         rows = np.array([row_of[sid] for sid in data.ids], dtype=np.int64)
 
@@ -375,29 +420,28 @@ class ComputeNoiseScore(DetectorOperator):
                 "The detector fields %s have no value on the target view: "
                 "run the detectors on these samples first" % sorted(specs)
             )
-        verified = read_verified(view, list(data.ids), params["verified_field"])
-        progress(0.5, "combining %s" % ", ".join(scores))
-        found = noise_consensus(
-            scores,
-            data.y,
-            suggestions=suggestions,
-            verified=verified,
-            normalisation=params["normalisation"],
-            seed=params["seed"],
+        verified = read_verified(
+            view, list(data.ids), params["verified_field"], params["label_field"]
         )
-        noise = found["noise_score"].astype(np.float64)
+        progress(0.5, "combining %s" % ", ".join(scores))
+        combined = combine_evidence(
+            dataset, data, classes, specs, scores, suggestions, verified, params
+        )
+        noise = combined["noise"]
         fields = {params["output_field"]: noise}
-        if params["suggestion_field"] and suggestions:
+        if params["suggestion_field"] and combined["suggested"] is not None:
             fields[params["suggestion_field"]] = ClassificationColumn(
-                classes, found["suggested_label"], found["suggested_confidence"]
+                classes, combined["suggested"], combined["suggested_confidence"]
             )
-        flag_rate = flag_rate_source = None
-        if params["flag_mode"] == "estimated_rate":
-            flagged, flag_rate, flag_rate_source = flag_estimated_rate(
-                noise, data.y, found["suggested_label"], verified
-            )
-        if flag_rate is None:  # asked for, or no input suggests labels
+        estimate = combined["estimate"]
+        flag_rate = estimate["rate"] if estimate else None
+        flag_rate_source = estimate["source"] if estimate else None
+        if params["flag_mode"] == "estimated_rate" and flag_rate is not None:
+            flagged = flag_top(noise, flag_rate)
+        else:  # asked for, or nothing to estimate the rate from
             flagged = np.nan_to_num(noise, nan=0.0) > params["threshold"]
+            if params["flag_mode"] == "estimated_rate":
+                flag_rate_source = "threshold (no class probabilities to estimate from)"
         if params["flag_field"]:
             fields[params["flag_field"]] = flagged
         num_verified = {
@@ -406,28 +450,42 @@ class ComputeNoiseScore(DetectorOperator):
         }
         info = dict(
             inputs=used,
-            weights=found["weights"],
-            weights_source=found["weights_source"],
-            normalisation_used=found["normalisation"],
+            weights=combined["weights"],
+            weights_source=combined["weights_source"],
+            normalisation_used=combined["normalisation"],
+            score_mode=combined["score_mode"],
+            pooled=combined["pool_weights"],
             flag_rate=flag_rate,
             flag_rate_source=flag_rate_source,
             num_verified=num_verified,
             skipped=data.skipped,
             classes=data.classes,
         )
+        summary = dict(
+            inputs=sorted(scores),
+            weights=combined["weights"],
+            weights_source=combined["weights_source"],
+            normalisation=combined["normalisation"],
+            score_mode=combined["score_mode"],
+            flag_rate=flag_rate,
+            flag_rate_source=flag_rate_source,
+        )
+        if estimate:
+            summary.update(
+                noise_rate=round(estimate["rate"], 4),
+                num_likely_wrong=estimate["count"],
+                noise_rate_interval=estimate["interval"],
+                noise_rate_basis=estimate["source"],
+                noise_estimate=estimate,
+            )
         return Computed(
             ids=data.ids,
             fields=fields,
             flagged=flagged,
-            summary=dict(
-                inputs=sorted(scores),
-                weights=found["weights"],
-                weights_source=found["weights_source"],
-                normalisation=found["normalisation"],
-                flag_rate=flag_rate,
-                flag_rate_source=flag_rate_source,
+            summary=summary,
+            results=dict(
+                verified_auc=combined["verified_auc"], noise_estimate=estimate, **info
             ),
-            results=dict(verified_auc=found["verified_auc"], **info),
             info=info,
         )
 
@@ -445,3 +503,85 @@ def _orientation(spec):
     if spec.kind == "label":
         return "predicted class"
     return "higher = noisier" if spec.higher_is_noisier else "higher = cleaner"
+
+
+def flag_top(noise, rate):
+    """The ``round(rate * num_scored)`` highest-scoring samples (ties at the
+    cut included)."""
+    score = np.asarray(noise, dtype=np.float64)
+    scored = np.isfinite(score)
+    flagged = np.zeros(len(score), dtype=bool)
+    count = int(round(float(rate) * scored.sum()))
+    if count > 0:
+        cut = np.sort(score[scored])[::-1][count - 1]
+        flagged[scored] = score[scored] >= cut
+    return flagged
+
+
+def combine_evidence(dataset, data, classes, specs, scores, suggestions, verified, params):
+    """The consensus proper: probabilities when there are any, else ranks.
+
+    With class-probability evidence (label quality, Dupes, predicted
+    classes), :func:`methods.noise_estimate.estimate_label_noise` pools it
+    and gives the calibrated probability that each label is wrong, the
+    suggestion and the noise-rate estimate. With 10+ verified wrong and
+    right samples, the rank consensus of every input (the pooled
+    probability included) learns the weights and is then calibrated on the
+    verdicts. ``score_mode="rank"`` writes the rank consensus instead.
+    """
+    from ..methods.consensus import noise_consensus
+    from ..methods.noise_estimate import estimate_label_noise, platt_calibrate
+    from .evidence import audited_mask, probability_evidence
+
+    evidence, sources = probability_evidence(
+        dataset, data.ids, data.y, data.classes, specs, suggestions
+    )
+    audited, audit_key = audited_mask(dataset, data.ids)
+    estimate = pool_weights = None
+    scores = dict(scores)
+    if evidence:
+        est = estimate_label_noise(
+            evidence, data.y, verified=verified, audited=audited,
+            estimator=params["noise_estimator"], class_names=data.classes,
+        )
+        estimate = dict(est["estimate"], evidence=sources, audit_run=audit_key)
+        pool_weights = est["pool_weights"]
+        scores["pooled_probabilities"] = est["p_wrong"]
+    found = noise_consensus(
+        scores, data.y, suggestions=suggestions, verified=verified,
+        normalisation=params["normalisation"], seed=params["seed"],
+    )
+    learned = found["weights_source"].startswith("verified")
+    mode = params["score_mode"]
+    if mode == "rank" or not evidence:
+        noise, mode = found["noise_score"].astype(np.float64), "rank"
+    elif learned:
+        noise = platt_calibrate(found["noise_score"], verified)
+    else:
+        noise = est["p_wrong"]
+    if evidence:
+        suggested, confidence = est["suggested"], est["suggested_confidence"]
+        weights = found["weights"] if learned else {"pooled_probabilities": 1.0}
+        source = found["weights_source"] if learned else (
+            "pooled class probabilities (%s); %s" % (
+                ", ".join("%s %.2f" % kv for kv in pool_weights.items()),
+                "rank inputs without class probabilities are used once 10+ "
+                "verified wrong and right samples exist",
+            )
+        )
+    else:
+        suggested = found["suggested_label"] if suggestions else None
+        confidence = found["suggested_confidence"]
+        weights, source = found["weights"], found["weights_source"]
+    return dict(
+        noise=noise,
+        suggested=suggested,
+        suggested_confidence=confidence,
+        estimate=estimate,
+        pool_weights=pool_weights,
+        weights=weights,
+        weights_source=source,
+        normalisation=found["normalisation"],
+        score_mode=mode,
+        verified_auc=found["verified_auc"],
+    )

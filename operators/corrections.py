@@ -206,3 +206,131 @@ def _field_kind(dataset, name):
     if issubclass(doc_type, (fo.Classification, fo.DynamicEmbeddedDocument)):
         return doc_type
     return None
+
+
+# ------------------------------------------------------------------ objects
+#
+# On a patches view of fo.Detection objects the bookkeeping is kept on each
+# corrected object (the dataset's ``<F>.detections.<attribute>``, shown in the
+# patches view as ``<F>.<attribute>``): ``label_original`` (the class before
+# its first correction, never overwritten), and the record of the latest
+# correction: ``correction_source``, ``correction_previous``,
+# ``correction_count``, ``corrected_at``. Only ``label`` changes (box, id,
+# tags, confidence and other attributes are kept); an object is "corrected"
+# exactly when ``correction_source`` is set. Revert restores ``label`` from
+# ``label_original`` and sets the bookkeeping attributes to None. All writes
+# go through :func:`operators.objects.write_label_fields` (staged, bulk).
+
+OBJECT_ORIGINAL = "label_original"
+OBJECT_RECORD = ("correction_source", "correction_previous", "correction_count", "corrected_at")
+
+
+def apply_object_corrections(view, ids, new_labels, label_field="ground_truth", source="manual"):
+    """:func:`apply_corrections` for the objects ``ids`` of a patches view.
+
+    Returns:
+        a dict: ``num_corrected``, ``num_unchanged``
+
+    Raises:
+        InputError: before anything is written (as :func:`apply_corrections`)
+    """
+    from . import data as lnd
+    from . import objects as lno
+
+    check_label_field(view, label_field)
+    wanted = _wanted_labels(ids, new_labels, "object")
+    if not wanted:
+        return {"num_corrected": 0, "num_unchanged": 0}
+    names = ["label", OBJECT_ORIGINAL, "correction_source", "correction_count"]
+    schema = lnd.output_schema(view, label_field)
+    current = lnd.read_outputs(
+        view, label_field, [n for n in names if n == "label" or n in schema], ids=list(wanted)
+    )
+    labels = current["label"]
+    missing = [oid for oid, lab in zip(wanted, labels) if lab is None]
+    known = set(lnd.read_outputs(view, label_field, [], ids=None)["id"]) if missing else set()
+    unknown = [oid for oid in missing if oid not in known]
+    if unknown:
+        raise InputError(
+            "%d object id(s) are not in the target patches view (e.g. %s)"
+            % (len(unknown), unknown[0])
+        )
+    originals = current.get(OBJECT_ORIGINAL, [None] * len(wanted))
+    sources = current.get("correction_source", [None] * len(wanted))
+    counts = current.get("correction_count", [None] * len(wanted))
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    out = {k: [] for k in ("id", "label", OBJECT_ORIGINAL) + OBJECT_RECORD}
+    unchanged = 0
+    for k, (oid, label) in enumerate(wanted.items()):
+        old = labels[k]
+        if old == label:
+            unchanged += 1
+            continue
+        first = sources[k] is None
+        out["id"].append(oid)
+        out["label"].append(label)
+        out[OBJECT_ORIGINAL].append(old if first else originals[k])
+        out["correction_source"].append(str(source))
+        out["correction_previous"].append(old)
+        out["correction_count"].append(1 if first else int(counts[k] or 0) + 1)
+        out["corrected_at"].append(now)
+    if out["id"]:
+        changed = out.pop("id")
+        lno.write_label_fields(view, label_field, changed, out)
+    return {"num_corrected": len(out["label"]), "num_unchanged": unchanged}
+
+
+def corrected_objects(view, label_field="ground_truth", source=None):
+    """The corrected objects of a patches view (optionally by ``source``)."""
+    from fiftyone import ViewField as F
+
+    from . import data as lnd
+
+    if "correction_source" not in lnd.output_schema(view, label_field):
+        return view.limit(0)
+    path = label_field + ".correction_source"
+    out = view.exists(path)
+    if source is not None:
+        out = out.match(F(path) == source)
+    return out
+
+
+def revert_object_corrections(view, label_field="ground_truth", ids=None, source=None):
+    """Restores the original class of the corrected objects of a patches view.
+
+    Returns:
+        a dict: ``num_reverted`` and the object ``ids`` that were reverted
+    """
+    from . import objects as lno
+
+    corrected = corrected_objects(view, label_field, source)
+    if ids is not None:
+        corrected = corrected.select([str(i) for i in ids])
+    object_ids, originals = corrected.values(["id", label_field + "." + OBJECT_ORIGINAL])
+    if not object_ids:
+        return {"num_reverted": 0, "ids": []}
+    values = {"label": list(originals)}
+    for name in (OBJECT_ORIGINAL,) + OBJECT_RECORD:
+        values[name] = [None] * len(object_ids)
+    lno.write_label_fields(view, label_field, object_ids, values)
+    return {"num_reverted": len(object_ids), "ids": list(object_ids)}
+
+
+def _wanted_labels(ids, new_labels, what="sample"):
+    ids = [str(i) for i in ids]
+    new_labels = list(new_labels)
+    if len(ids) != len(new_labels):
+        raise InputError("got %d ids but %d labels" % (len(ids), len(new_labels)))
+    wanted = {}
+    for sid, label in zip(ids, new_labels):
+        if not isinstance(label, str) or not label:
+            raise InputError(
+                "New label for %s %s must be a non-empty class name, got %r" % (what, sid, label)
+            )
+        if wanted.get(sid, label) != label:
+            raise InputError(
+                "%s %s is given two different new labels ('%s' and '%s')"
+                % (what.capitalize(), sid, wanted[sid], label)
+            )
+        wanted[sid] = label
+    return wanted

@@ -26,9 +26,11 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from . import corrections as lnc
+from . import objects as lno
 from . import safe_paths as sp
 from .common import ActionOperator, Param, confirm_input
-from .data import InputError, check_label_field
+from .data import InputError, check_label_field, output_path, output_schema, tag_items
+from .object_export import OBJECT_FORMATS, export_objects
 
 SOURCE = "curation"
 SELECTION_MODES = ("threshold", "top_k", "top_fraction")
@@ -37,11 +39,19 @@ SELECTION_MODES = ("threshold", "top_k", "top_fraction")
 # --------------------------------------------------------------- selection
 
 
+def _outputs(collection):
+    """Top-level fields, or each object's attributes on a patches view."""
+    if lno.is_patches(collection):
+        return output_schema(collection, collection._label_fields[0])
+    return collection.get_field_schema()
+
+
 def score_fields(collection):
-    """Top-level numeric fields of ``collection`` (candidate scores)."""
+    """Numeric fields of ``collection`` (candidate scores); on a patches view
+    the numeric attributes of its objects (e.g. ``noise_score``)."""
     return sorted(
         name
-        for name, f in collection.get_field_schema().items()
+        for name, f in _outputs(collection).items()
         if isinstance(f, (fof.FloatField, fof.IntField)) and not name.startswith("_")
     )
 
@@ -49,11 +59,11 @@ def score_fields(collection):
 def suggestion_fields(collection):
     """Fields that can hold a proposed class: Classification or string."""
     out = []
-    for name, f in collection.get_field_schema().items():
+    for name, f in _outputs(collection).items():
         doc = getattr(f, "document_type", None)
         if doc is not None and issubclass(doc, fo.Classification):
             out.append(name)
-        elif isinstance(f, fof.StringField) and name not in ("filepath",):
+        elif isinstance(f, fof.StringField) and name not in ("filepath", "label"):
             out.append(name)
     return sorted(out)
 
@@ -87,6 +97,7 @@ def flagged_view(
     """
     if mode not in SELECTION_MODES:
         raise InputError("mode must be one of %s, got %r" % (SELECTION_MODES, mode))
+    score_field = output_path(view, label_field, score_field)  # objects: <label>.<score>
     scored = view.exists(score_field)
     if mode == "threshold":
         expr = F(score_field) > threshold if higher_is_noisier else F(score_field) < threshold
@@ -114,9 +125,8 @@ def flagged_count(view, per_class_counts=False, **rule):
     if mode != "threshold" and rule.get("per_class") and not per_class_counts:
         label_field = rule.get("label_field", "ground_truth")
         check_label_field(view, label_field)
-        counts = view.exists(rule.get("score_field", "noise_score")).count_values(
-            label_field + ".label"
-        )
+        score = output_path(view, label_field, rule.get("score_field", "noise_score"))
+        counts = view.exists(score).count_values(label_field + ".label")
         return sum(
             max(_how_many(mode, n, rule.get("top_k", 100), rule.get("fraction", 0.1)), 0)
             for c, n in counts.items()
@@ -226,12 +236,14 @@ class TagNoisySamples(ActionOperator):
         progress(0.1, "selecting")
         chosen = flagged_view(view, **_rule(params))
         ids = chosen.values("id")
-        if params["replace"]:
-            view.untag_samples(params["tag"])
-        if ids:
-            ctx.dataset.select(ids).tag_samples(params["tag"])
+        # sample tags, or label tags of the objects of a patches view
+        tag_items(view, params["label_field"], ids, params["tag"], replace=params["replace"])
         per_class = {}
-        if params["label_field"] in view.get_field_schema():
+        if lno.is_patches(view):
+            per_class = {
+                str(k): v for k, v in chosen.count_values(params["label_field"] + ".label").items()
+            }
+        elif params["label_field"] in view.get_field_schema():
             per_class = {
                 str(k): v
                 for k, v in ctx.dataset.select(ids).count_values(
@@ -258,8 +270,9 @@ def _rule(params):
 
 
 def suggestion_path(collection, field):
-    """``field.label`` for a Classification field, ``field`` for a string."""
-    schema = collection.get_field_schema()
+    """``field.label`` for a Classification field, ``field`` for a string
+    (prefixed with the objects field on a patches view)."""
+    schema = _outputs(collection)
     if field not in schema:
         raise InputError(
             "Suggestion field '%s' does not exist. Fields that can hold a "
@@ -269,10 +282,11 @@ def suggestion_path(collection, field):
         )
     f = schema[field]
     doc = getattr(f, "document_type", None)
+    prefix = collection._label_fields[0] + "." if lno.is_patches(collection) else ""
     if doc is not None and issubclass(doc, fo.Classification):
-        return field + ".label", field + ".confidence"
+        return prefix + field + ".label", prefix + field + ".confidence"
     if isinstance(f, fof.StringField):
-        return field, None
+        return prefix + field, None
     raise InputError(
         "Suggestion field '%s' is a %s: it must be an fo.Classification or a "
         "string field" % (field, type(f).__name__)
@@ -286,7 +300,9 @@ def corrections_view(view, label_field, source_field, only_tag="", min_confidenc
         raise InputError("The suggestion field cannot be the label field itself")
     label_path, conf_path = suggestion_path(view, source_field)
     out = view
-    if only_tag:
+    if only_tag and lno.is_patches(view):  # label tags of the objects
+        out = out.match(F(label_field + ".tags").contains(only_tag))
+    elif only_tag:
         out = out.match_tags(only_tag)
     out = out.exists(label_path).match(F(label_path) != F(label_field + ".label"))
     if conf_path and min_confidence and float(min_confidence) > 0:
@@ -372,14 +388,22 @@ class ApplyLabelCorrections(ActionOperator):
         progress(0.1, "reading suggestions")
         ids, labels = view.values(["id", label_path])
         progress(0.5, "relabeling %d samples" % len(ids))
-        result = lnc.apply_corrections(
-            ctx.dataset, ids, labels, params["label_field"], source=SOURCE
-        )
+        if lno.is_patches(view):  # objects: label changed on each Detection
+            result = lnc.apply_object_corrections(
+                ctx.target_view(), ids, labels, params["label_field"], source=SOURCE
+            )
+        else:
+            result = lnc.apply_corrections(
+                ctx.dataset, ids, labels, params["label_field"], source=SOURCE
+            )
+        original = lnc.original_field(params["label_field"])
+        if lno.is_patches(view):
+            original = "%s.detections.%s" % (params["label_field"], lnc.OBJECT_ORIGINAL)
         return dict(
             result,
             label_field=params["label_field"],
             source_field=params["source_field"],
-            original_field=lnc.original_field(params["label_field"]),
+            original_field=original,
         )
 
 
@@ -410,6 +434,11 @@ class RevertLabelCorrections(ActionOperator):
 
     @staticmethod
     def _ids(ctx, params):
+        view = ctx.target_view()
+        if lno.is_patches(view):
+            return lnc.corrected_objects(
+                view, params["label_field"], params["source"] or None
+            ).values("id")
         corrected = set(
             lnc.corrected_ids(ctx.dataset, params["label_field"], source=params["source"] or None)
         )
@@ -419,6 +448,12 @@ class RevertLabelCorrections(ActionOperator):
 
     def run(self, ctx, params, progress):
         ids = self._ids(ctx, params)
+        view = ctx.target_view()
+        if lno.is_patches(view):
+            result = lnc.revert_object_corrections(
+                view, params["label_field"], ids=ids, source=params["source"] or None
+            )
+            return {"num_reverted": result["num_reverted"], "label_field": params["label_field"]}
         result = lnc.revert_corrections(
             ctx.dataset, params["label_field"], ids=ids, source=params["source"] or None
         )
@@ -428,6 +463,8 @@ class RevertLabelCorrections(ActionOperator):
 # ------------------------------------------------------------------ export
 
 EXPORT_FORMATS = ("image_tree", "fiftyone_dataset", "fiftyone_image_classification")
+#: formats of a patches view (objects): detection datasets
+OBJECT_EXPORT_FORMATS = tuple(OBJECT_FORMATS)
 MANIFEST = "curation.json"
 
 
@@ -457,8 +494,10 @@ class ExportCuratedDataset(ActionOperator):
         ),
         Param(
             "format", "image_tree", "Format",
-            "image_tree: <split>/<class>/<image>; or a FiftyOne format per split",
-            choices=EXPORT_FORMATS,
+            "image_tree: <split>/<class>/<image>; or a FiftyOne format per split; "
+            "objects (patches view): coco_detection, fiftyone_image_detection "
+            "or fiftyone_dataset",
+            choices=EXPORT_FORMATS + OBJECT_EXPORT_FORMATS,
         ),
         Param("include_dirty", True, "Export the suspect part", "Untick to export only clean/"),
         Param(
@@ -487,14 +526,20 @@ class ExportCuratedDataset(ActionOperator):
         label_field = params["label_field"]
         check_label_field(view, label_field)
         view = view.exists(label_field)
-        if params["split_by"] == "tag":
+        if params["split_by"] == "tag" and lno.is_patches(view):  # label tags
+            if not params["dirty_tag"]:
+                raise InputError("dirty_tag is required when split_by=tag")
+            tagged = F(label_field + ".tags").contains(params["dirty_tag"])
+            dirty, clean = view.match(tagged), view.match(~tagged)
+        elif params["split_by"] == "tag":
             if not params["dirty_tag"]:
                 raise InputError("dirty_tag is required when split_by=tag")
             dirty = view.match_tags(params["dirty_tag"])
             clean = view.match_tags(params["dirty_tag"], bool=False)
         elif params["split_by"] == "score":
             check_score_field(view, params["score_field"])
-            expr = F(params["score_field"]) > float(params["threshold"])
+            score = output_path(view, label_field, params["score_field"])
+            expr = F(score) > float(params["threshold"])
             dirty = view.match(expr)
             clean = view.match(~expr)
         else:
@@ -502,6 +547,8 @@ class ExportCuratedDataset(ActionOperator):
         return clean, dirty
 
     def run(self, ctx, params, progress):
+        if lno.is_patches(ctx.target_view()):
+            return self.run_objects(ctx, params, progress)
         if params["format"] not in EXPORT_FORMATS:
             raise InputError("format must be one of %s" % (EXPORT_FORMATS,))
         if params["labels"] not in ("current", "original"):
@@ -539,6 +586,40 @@ class ExportCuratedDataset(ActionOperator):
         with open(sp.join_inside(root, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1, ensure_ascii=False)
         progress(1.0, "exported")
+        return summary
+
+
+    def run_objects(self, ctx, params, progress):
+        """The export of a patches view: detection datasets of the clean and
+        the suspect objects (see :mod:`operators.object_export`)."""
+        if params["format"] not in OBJECT_EXPORT_FORMATS:
+            raise InputError(
+                "format '%s' exports image classifications; the target view is "
+                "a patches view (objects): pass format='coco_detection', "
+                "'fiftyone_image_detection' or 'fiftyone_dataset'" % params["format"]
+            )
+        if params["labels"] not in ("current", "original"):
+            raise InputError("labels must be 'current' or 'original'")
+        root = _export_root(params["export_dir"])
+        clean, dirty = self.split(ctx.target_view(), params)
+        parts = [("clean", clean)] + ([("dirty", dirty)] if params["include_dirty"] else [])
+        _prepare_export_dir(root, params["overwrite"])
+        summary = {"dir": root, "format": params["format"], "labels": params["labels"]}
+        manifest = {"label_field": params["label_field"], "labels": params["labels"],
+                    "objects": True, "splits": {}}
+        for k, (split, view) in enumerate(parts):
+            target = sp.join_inside(root, split)
+            os.makedirs(target, exist_ok=True)
+            num_objects, num_images = export_objects(
+                view, target, params["format"], params["label_field"],
+                use_original=params["labels"] == "original",
+            )
+            manifest["splits"][split] = {"num_objects": num_objects, "num_images": num_images}
+            summary["num_" + split] = num_objects
+            summary["num_images_" + split] = num_images
+            progress((k + 1) / len(parts), "exported %s" % split)
+        with open(sp.join_inside(root, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1, ensure_ascii=False)
         return summary
 
 

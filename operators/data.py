@@ -7,6 +7,8 @@ place at once, keyed by sample id, so samples outside the target view are
 never touched and a killed run leaves no half-written field).
 """
 
+import contextlib
+import contextvars
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ import numpy as np
 
 import fiftyone as fo
 import fiftyone.core.fields as fof
+
+from . import objects as lno
 
 
 class InputError(ValueError):
@@ -104,15 +108,13 @@ def check_label_field(view, label_field):
         )
     field_ = schema[label_field]
     doc_type = getattr(field_, "document_type", None)
+    if lno.is_patches(view) and doc_type is not None and issubclass(doc_type, fo.core.labels.Label):
+        lno.check_object_field(view, label_field, doc_type)  # fo.Detection patches
+        return
     if doc_type is not None and issubclass(doc_type, fo.Classification):
         return
     if doc_type is not None and issubclass(doc_type, fo.core.labels.Label):
-        raise InputError(
-            "Label field '%s' holds %s labels: only single-label "
-            "fo.Classification fields are supported yet (multi-label and "
-            "detection datasets are not). Convert to one Classification per "
-            "sample, or pick another field" % (label_field, doc_type.__name__)
-        )
+        raise InputError(lno.not_supported_message(label_field, doc_type))
     raise InputError(
         "Label field '%s' is a %s, not an fo.Classification field. Store "
         "labels as fo.Classification(label=...) in a field and pass its name"
@@ -121,19 +123,19 @@ def check_label_field(view, label_field):
 
 
 def classification_fields(view):
-    """Names of the top-level ``fo.Classification`` fields of ``view``."""
-    return sorted(
-        name
-        for name, f in view.get_field_schema(
-            embedded_doc_type=fo.Classification
-        ).items()
-    )
+    """Names of the top-level ``fo.Classification`` fields of ``view`` (and
+    the objects field of a patches view)."""
+    names = set(view.get_field_schema(embedded_doc_type=fo.Classification))
+    if lno.is_patches(view):
+        names.update(getattr(view, "_label_fields", ()) or ())
+    return sorted(names)
 
 
 def vector_fields(view):
     """Names of the top-level fields that can hold embeddings."""
     names = []
-    for name, f in view.get_field_schema().items():
+    schema = view.get_field_schema(flat=lno.is_patches(view))  # + label attributes
+    for name, f in schema.items():
         if isinstance(f, (fof.VectorField, fof.ArrayField)):
             names.append(name)
         elif isinstance(f, fof.ListField) and isinstance(
@@ -167,7 +169,14 @@ def load_inputs(
     check_processable(view)
     check_label_field(view, label_field)
     if need_embeddings:
+        embeddings_field = embeddings_path(view, label_field, embeddings_field)
         _check_embeddings_field(view, embeddings_field)
+    skipped = {}
+    if lno.is_patches(view):  # one row per object; boxes checked first
+        lno.check_objects(view, label_field)
+        num_empty = lno.count_empty_samples(view, label_field)
+        if num_empty:
+            skipped["samples without objects in '%s'" % label_field] = num_empty
 
     paths = ["id", label_field + ".label"]
     if need_filepaths:
@@ -182,7 +191,6 @@ def load_inputs(
     ids, labels = columns["id"], columns[label_path]
     filepaths = columns.get("filepath")
 
-    skipped = {}
     num_unlabeled = columns["_num_read"] - len(ids)
     if num_unlabeled:
         skipped["no label in '%s'" % label_field] = num_unlabeled
@@ -212,8 +220,10 @@ def load_inputs(
 
 
 def _check_embeddings_field(view, embeddings_field):
-    if embeddings_field in view.get_field_schema():
+    if embeddings_field in view.get_field_schema(flat=True):
         return
+    if "." in embeddings_field and view.exists(embeddings_field).limit(1).count():
+        return  # a dynamic (undeclared) label attribute, e.g. ground_truth.embeddings
     raise InputError(
         "Embeddings field '%s' does not exist. Fields that can hold "
         "embeddings: %s. Run the compute_embeddings operator (or any "
@@ -227,7 +237,59 @@ def _check_embeddings_field(view, embeddings_field):
 READ_BATCH = 50_000
 
 
+_SHARED_READS = contextvars.ContextVar("label_noise_shared_reads", default=None)
+
+
+@contextlib.contextmanager
+def shared_inputs():
+    """A scope inside which :func:`read_columns` reads each input once.
+
+    ``find_label_issues`` runs several detectors on the same view; each one
+    calls :func:`load_inputs`, i.e. reads the same labels and embeddings.
+    Inside ``with shared_inputs():`` the result of a read is kept and
+    returned again to any read of the same (dataset, view stages, paths,
+    embeddings field, row filter); the embeddings matrix and the columns
+    are copied on the way out, so a step that modifies its arrays in place
+    cannot change what the next one gets. The cache is dropped when the
+    scope ends and is private to the calling thread/task (a contextvar).
+    Nothing is cached outside the scope.
+    """
+    token = _SHARED_READS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_READS.reset(token)
+
+
+def _shared_key(view, paths, embeddings_field, keep_row, batch_size):
+    import json
+
+    row_filter = None
+    if keep_row is not None:  # same code and closed-over values = same filter
+        cells = tuple(repr(c.cell_contents) for c in (keep_row.__closure__ or ()))
+        row_filter = (keep_row.__code__, cells)
+    stages = json.dumps(view._serialize(), sort_keys=True, default=str) if hasattr(view, "_serialize") else ""
+    return (
+        view._root_dataset._doc.id, stages, tuple(paths), embeddings_field,
+        row_filter, batch_size,
+    )
+
+
 def read_columns(view, paths, embeddings_field=None, keep_row=None, batch_size=None):
+    """:func:`read_columns_uncached`, served from :func:`shared_inputs`'s
+    cache when called inside that scope (same arguments and result)."""
+    cache = _SHARED_READS.get()
+    if cache is None:
+        return read_columns_uncached(view, paths, embeddings_field, keep_row, batch_size)
+    key = _shared_key(view, paths, embeddings_field, keep_row, batch_size)
+    if key not in cache:
+        cache[key] = read_columns_uncached(view, paths, embeddings_field, keep_row, batch_size)
+    columns, embeddings = cache[key]
+    columns = {k: (list(v) if isinstance(v, list) else v) for k, v in columns.items()}
+    return columns, (None if embeddings is None else embeddings.copy())
+
+
+def read_columns_uncached(view, paths, embeddings_field=None, keep_row=None, batch_size=None):
     """Reads ``paths`` (and embeddings) of ``view`` in batches of samples.
 
     Embeddings are validated and copied into one float32 matrix batch by
@@ -273,7 +335,7 @@ def read_columns(view, paths, embeddings_field=None, keep_row=None, batch_size=N
         last_batch = len(read[0]) < batch_size
         if embeddings_field is not None:
             ids = [read[0][i] for i in rows]
-            vectors = [read[-1][i] for i in rows]
+            vectors = [_vector(read[-1][i]) for i in rows]
             del read
             for sid, v in zip(ids, vectors):
                 if v is None:
@@ -505,7 +567,12 @@ def load_unlabeled_inputs(
     has_labels = bool(label_field) and label_field in view.get_field_schema()
     if has_labels:
         check_label_field(view, label_field)
+    if lno.is_patches(view):
+        if not has_labels:
+            check_label_field(view, label_field)  # names the patches field
+        lno.check_objects(view, label_field, require_labels=False)
     if need_embeddings:
+        embeddings_field = embeddings_path(view, label_field, embeddings_field)
         _check_embeddings_field(view, embeddings_field)
 
     paths = ["id"]
@@ -533,3 +600,116 @@ def load_unlabeled_inputs(
         ),
         skipped={},
     )
+
+
+# ------------------------------------------------ outputs on samples or objects
+
+
+def output_path(view, label_field, name):
+    """Where output ``name`` lives on ``view``: ``name`` on sample views,
+    ``<label_field>.<name>`` (an attribute of each object) on patches views.
+
+    Also maps ``"tags"`` to the label tags and ``"label_verified"`` to the
+    object's verification on patches views. A name that already starts
+    with ``<label_field>.`` is returned as is.
+    """
+    if not lno.is_patches(view) or not name or name.startswith(label_field + "."):
+        return name
+    return "%s.%s" % (label_field, name)
+
+
+def dataset_output_path(view, label_field, name):
+    """The path of output ``name`` on the root dataset: ``name``, or
+    ``<label_field>.detections.<name>`` for the objects of a patches view."""
+    if not lno.is_patches(view):
+        return name
+    if name.startswith(label_field + "."):
+        name = name[len(label_field) + 1:]
+    return "%s.%s" % (lno.label_list_root(view._root_dataset, label_field), name)
+
+
+def embeddings_path(view, label_field, embeddings_field):
+    """``embeddings_field`` as given, or, on a patches view where it is not a
+    field, the object attribute ``<label_field>.<embeddings_field>`` (the
+    convention of FiftyOne's ``compute_patch_embeddings``)."""
+    if not lno.is_patches(view) or not embeddings_field:
+        return embeddings_field
+    if embeddings_field in view.get_field_schema(flat=True):
+        return embeddings_field
+    return output_path(view, label_field, embeddings_field)
+
+
+def write_outputs(view, label_field, ids, values_by_field):
+    """Writes a run's outputs for the items ``ids`` of ``view``, in bulk, all
+    or nothing: sample fields (:func:`write_sample_fields`) on sample views,
+    attributes of each object (:func:`operators.objects.write_label_fields`,
+    ``ids`` = label ids) on patches views.
+
+    Returns:
+        the dataset paths written (what a run record lists)
+    """
+    if lno.is_patches(view):
+        return lno.write_label_fields(view, label_field, ids, values_by_field)
+    write_sample_fields(view._root_dataset, ids, values_by_field)
+    return list(values_by_field)
+
+
+def read_outputs(view, label_field, names, ids=None):
+    """Reads outputs by name (e.g. ``"knn_disagreement"``,
+    ``"knn_label.label"``, ``"tags"``) on samples or objects.
+
+    Args:
+        view: a sample view or a patches view
+        label_field: the label field (the patches field on patches views)
+        names: output names as on a sample view (see :func:`output_path`)
+        ids (None): align the values with these item ids (None where an id
+            is not in ``view``); default: the view's order, with ``"id"``
+
+    Returns:
+        dict name -> list of values
+    """
+    names = list(names)
+    columns = view.values(["id"] + [output_path(view, label_field, n) for n in names])
+    if ids is None:
+        return dict(zip(["id"] + names, columns))
+    row = {sid: k for k, sid in enumerate(columns[0])}
+    rows = [row.get(str(i)) for i in ids]
+    return {
+        n: [None if r is None else col[r] for r in rows]
+        for n, col in zip(names, columns[1:])
+    }
+
+
+def output_schema(view, label_field):
+    """``{name: field}`` of the outputs that can exist on ``view``: its
+    top-level fields, or the attributes of each object on patches views."""
+    if not lno.is_patches(view):
+        return view.get_field_schema()
+    prefix = label_field + "."
+    return {
+        name[len(prefix):]: f
+        for name, f in view.get_field_schema(flat=True).items()
+        if name.startswith(prefix) and "." not in name[len(prefix):]
+    }
+
+
+def tag_items(view, label_field, ids, tag, replace=True):
+    """Tags the items ``ids`` of ``view``: sample tags, or label tags of the
+    objects on patches views; ``replace`` first removes ``tag`` from the rest
+    of the view."""
+    if lno.is_patches(view):
+        return lno.tag_objects(view, label_field, ids, tag, replace=replace)
+    if replace:
+        view.untag_samples(tag)
+    ids = [str(i) for i in ids]
+    if ids:
+        view._root_dataset.select(ids).tag_samples(tag)
+
+
+def _vector(value):
+    """A stored vector; undeclared label attributes come back as bytes."""
+    if isinstance(value, bytes):
+        from fiftyone.core.utils import deserialize_numpy_array
+
+        return deserialize_numpy_array(value)
+    return value

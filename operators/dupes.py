@@ -27,6 +27,7 @@ import shutil
 import numpy as np
 
 from . import corrections as lnc
+from . import runs as lnr
 from . import safe_paths as sp
 from .common import ActionOperator, Computed, DetectorOperator, Param, TAG_PARAM
 from .data import InputError, check_label_field, load_inputs, write_sample_fields
@@ -169,6 +170,10 @@ class ComputeDupes(DetectorOperator):
             results={
                 "round_accuracy": found["round_accuracy"],
                 "dupe_count_histogram": histogram,
+                # the rounds' mean out-of-sample probabilities: evidence for
+                # compute_noise_score at no extra training
+                "probabilities": lnr.encode_probabilities(inputs.ids, found["probabilities"]),
+                "classes": inputs.classes,
             },
             info={
                 "skipped": inputs.skipped,

@@ -106,6 +106,60 @@ def decode_state_dict(text):
     return torch.load(buffer, map_location="cpu", weights_only=True)
 
 
+#: above this many matrix entries only the largest probabilities are kept
+DENSE_MAX_ENTRIES = 20_000_000
+#: classes kept per row when a probability matrix is stored sparse
+SPARSE_TOP = 10
+
+
+def encode_probabilities(ids, probabilities):
+    """Out-of-sample probabilities as a run-results entry (base64 float16).
+
+    Rows are keyed by id (12-byte ObjectIds), so a later run on a view with
+    other samples still aligns them. Above :data:`DENSE_MAX_ENTRIES` entries
+    only the :data:`SPARSE_TOP` largest probabilities of a row are kept (the
+    rest is spread evenly when decoded).
+    """
+    import numpy as np
+
+    p = np.asarray(probabilities, dtype=np.float32)
+    n, k = p.shape
+    entry = {"num_rows": n, "num_classes": k,
+             "ids": _b64(b"".join(bytes.fromhex(str(i)) for i in ids))}
+    if n * k <= DENSE_MAX_ENTRIES:
+        entry["dense"] = _b64(p.astype(np.float16).tobytes())
+    else:
+        top = np.argsort(-p, axis=1)[:, :SPARSE_TOP]
+        entry["top_classes"] = _b64(top.astype(np.uint16).tobytes())
+        entry["top_probs"] = _b64(np.take_along_axis(p, top, 1).astype(np.float16).tobytes())
+    return entry
+
+
+def decode_probabilities(entry):
+    """Inverse of :func:`encode_probabilities`: ``(ids list, float32 (n, k))``."""
+    import numpy as np
+
+    n, k = int(entry["num_rows"]), int(entry["num_classes"])
+    raw = base64.b64decode(entry["ids"])
+    ids = [raw[12 * i:12 * (i + 1)].hex() for i in range(n)]
+    if "dense" in entry:
+        p = np.frombuffer(base64.b64decode(entry["dense"]), np.float16).reshape(n, k)
+        p = p.astype(np.float32)
+    else:
+        top = np.frombuffer(base64.b64decode(entry["top_classes"]), np.uint16).reshape(n, -1)
+        vals = np.frombuffer(base64.b64decode(entry["top_probs"]), np.float16).reshape(n, -1)
+        vals = vals.astype(np.float32)
+        rest = np.clip(1.0 - vals.sum(axis=1, keepdims=True), 0.0, None) / max(k - top.shape[1], 1)
+        p = np.repeat(rest, k, axis=1)
+        np.put_along_axis(p, top.astype(np.int64), vals, 1)
+    p = np.clip(p, 1e-6, None)
+    return ids, p / p.sum(axis=1, keepdims=True)
+
+
+def _b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
 @contextlib.contextmanager
 def run_lock(dataset, run_key):
     """Holds an exclusive lock on ``(dataset, run_key)`` in the database.

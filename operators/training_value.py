@@ -15,8 +15,10 @@ import numpy as np
 import fiftyone as fo
 import fiftyone.operators.types as types
 
+from fiftyone import ViewField as F
+
 from .common import Computed, DetectorOperator, Param, TAG_PARAM
-from .data import InputError, load_inputs
+from .data import InputError, load_inputs, output_path, output_schema
 from . import runs as lnr
 
 METHOD = "training_value"
@@ -299,18 +301,20 @@ class ComputeTrainingValue(DetectorOperator):
 def validation_mask(view, inputs, params):
     """Boolean array aligned with ``inputs.ids``: the verified samples."""
     field = params.get("validation_field") or ""
+    label_field = params.get("label_field") or ""
     if field:
-        if field not in view.get_field_schema():
+        if field not in output_schema(view, label_field):  # objects: attributes
             raise InputError(
                 "validation_field '%s' does not exist. Create a boolean field "
                 "that is True for verified samples, or leave validation_field "
                 "empty to use the '%s' tag" % (field, params["validation_tag"])
             )
-        ids, flags = view.values(["id", field])
+        ids, flags = view.values(["id", output_path(view, label_field, field)])
         marked = {i for i, f in zip(ids, flags) if f}
     else:
         tag = params.get("validation_tag") or "validated"
-        marked = set(view.match_tags(tag).values("id"))
+        tags = F(output_path(view, label_field, "tags"))  # objects: label tags
+        marked = set(view.match(tags.contains(tag)).values("id"))
     return np.array([str(i) in marked for i in inputs.ids], dtype=bool)
 
 

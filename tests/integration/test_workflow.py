@@ -55,14 +55,16 @@ def test_noise_score_from_knn_only(scored):
     labels_before = ds.values("ground_truth.label")
     summary = run_operator("compute_noise_score", ds)
     assert summary["inputs"] == ["knn_disagreement"]
-    assert summary["weights"] == {"knn_disagreement": 1.0}
-    assert summary["weights_source"].startswith("equal")
+    # kNN's majority label is the only class evidence: pooled alone
+    assert summary["weights"] == {"pooled_probabilities": 1.0}
+    assert summary["weights_source"].startswith("pooled class probabilities")
+    assert summary["score_mode"] == "probability"
     noise = np.array(ds.values("noise_score"))
     assert noise.min() >= 0 and noise.max() <= 1
     noisy = np.array(ds.values("is_noisy"))
-    # rank-normalising a single input keeps its ordering: same separation
     assert _auroc(noisy, noise) > 0.9
-    assert abs(_auroc(noisy, noise) - _auroc(noisy, ds.values("knn_disagreement"))) < 0.02
+    # a probability: it adds up to the estimated number of wrong labels
+    assert noise.mean() == pytest.approx(summary["noise_rate"], abs=0.01)
     # the suggestion comes from knn_label and fixes most flipped samples
     sug = np.array(ds.values("suggested_label.label"), dtype=object)
     clean = np.array(ds.values("clean_label.label"), dtype=object)
@@ -74,15 +76,16 @@ def test_noise_score_from_knn_only(scored):
     assert info.inputs["knn_disagreement"]["higher_is_noisier"] is True
     assert info.inputs["knn_disagreement"]["suggestion"] == "knn_label"
     assert set(info.fields) == {"noise_score", "suggested_label", "noise_flagged"}
-    # flagged: as many as the suggestion disagrees with the label (the
-    # estimated noise rate), highest noise_score first
+    # flagged: as many as the estimated noise rate (anchors: no verified
+    # samples here), highest noise_score first
     flagged = np.array(ds.values("noise_flagged"))
-    given = np.array(ds.values("ground_truth.label"), dtype=object)
-    assert summary["flag_rate_source"] == "suggestions"  # no verified samples here
-    assert summary["flag_rate"] == pytest.approx((sug != given).mean())
+    assert summary["flag_rate_source"] == "anchors"
+    assert summary["noise_estimate"]["confident_learning"] >= 0
     assert summary["num_flagged"] == flagged.sum() >= round(summary["flag_rate"] * len(ds))
     assert noise[flagged].min() >= noise[~flagged].max()
     assert abs(flagged.mean() - noisy.mean()) < 0.05
+    results = ds.load_run_results("consensus")
+    assert results.noise_estimate["rate"] == summary["flag_rate"]
     # the user's labels are untouched
     assert ds.values("ground_truth.label") == labels_before
     assert "ground_truth_original" not in ds.get_field_schema()
@@ -146,12 +149,14 @@ def test_noise_score_finds_renamed_outputs_via_run_records(blob_dataset):
     summary = run_operator("compute_noise_score", ds, inputs="-my_quality", run_key="c2",
                            output_field="ns2", suggestion_field="")
     assert summary["inputs"] == ["my_quality"]
-    assert np.allclose(
-        np.array(ds.values("ns2")), np.array(ds.values("noise_score")), atol=1e-6
-    )
-    # no input suggests labels: flags fall back to the threshold
+    from scipy.stats import spearmanr
+
+    # one input: the rank consensus keeps its order
+    assert spearmanr(ds.values("ns2"), ds.values("knn5")).statistic > 0.999
+    # no input has class probabilities: the rank consensus, flags by threshold
+    assert summary["score_mode"] == "rank"
     assert summary["flag_rate"] is None
-    assert summary["num_flagged"] == (np.array(ds.values("ns2")) > 0.8).sum()
+    assert summary["num_flagged"] == (np.array(ds.values("ns2")) > 0.5).sum()
 
 
 def test_noise_score_without_detectors_is_a_clear_error(blob_dataset):

@@ -3,7 +3,6 @@ import pytest
 
 from methods.consensus import (
     _auroc,
-    flag_estimated_rate,
     label_agreement_score,
     learn_weights,
     noise_consensus,
@@ -146,49 +145,3 @@ def test_bad_inputs_raise():
         noise_consensus({"a": np.zeros(2)}, np.zeros(3, int))
     with pytest.raises(ValueError):
         noise_consensus({"a": np.zeros(3)}, np.zeros(3, int), normalisation="x")
-
-
-def _f1(truth, flagged):
-    tp = (truth & flagged).sum()
-    return 2 * tp / (truth.sum() + flagged.sum())
-
-
-@pytest.mark.parametrize("noise_rate", [0.1, 0.4])
-def test_flags_follow_the_estimated_noise_rate_not_a_fixed_share(noise_rate):
-    clean, noisy, flip, d = _problem(n=4000, noise_rate=noise_rate, seed=7)
-    rng = np.random.default_rng(8)
-    # a suggestion right on 80% of the flipped samples, wrong on 5% of the others
-    suggested = noisy.copy()
-    hit = flip & (rng.random(len(flip)) < 0.8)
-    suggested[hit] = clean[hit]
-    miss = ~flip & (rng.random(len(flip)) < 0.05)
-    suggested[miss] = (noisy[miss] + 1) % 4
-    out = noise_consensus(dict(good=d["good"]), noisy, normalisation="global")
-    flagged, rate, source = flag_estimated_rate(out["noise_score"], noisy, suggested)
-    assert source == "suggestions" and rate == pytest.approx((hit | miss).mean())
-    assert flagged.mean() == pytest.approx(rate, abs=1e-3)  # as many as the estimate
-    assert abs(rate - flip.mean()) < 0.06  # which follows the true noise rate
-    fixed = out["noise_score"] > 0.8  # ~20% of the samples at any noise rate
-    assert abs(fixed.mean() - 0.2) < 0.02
-    if noise_rate == 0.4:
-        assert _f1(flip, flagged) > _f1(flip, fixed) + 0.15
-    # a random verified sample of 200 estimates the rate directly
-    verified = np.full(len(flip), -1)
-    pick = rng.choice(len(flip), 200, replace=False)
-    verified[pick] = flip[pick]
-    flagged, rate, source = flag_estimated_rate(out["noise_score"], noisy, suggested, verified)
-    assert source == "verified" and rate == pytest.approx(flip[pick].mean())
-    assert abs(rate - flip.mean()) < 0.06 and flagged.mean() == pytest.approx(rate, abs=1e-3)
-    # too few verified: back to the suggestions
-    few = np.full(len(flip), -1)
-    few[pick[:10]] = 1
-    assert flag_estimated_rate(out["noise_score"], noisy, suggested, few)[2] == "suggestions"
-
-
-def test_flag_estimated_rate_without_suggestions_or_scores():
-    score = np.array([0.1, 0.9, np.nan, 0.5])
-    labels = np.array([0, 1, 0, 1])
-    flagged, rate, source = flag_estimated_rate(score, labels, np.array([-1, -1, -1, -1]))
-    assert rate is None and source is None and not flagged.any()
-    flagged, rate, _ = flag_estimated_rate(score, labels, np.array([0, 0, 1, 1]))
-    assert rate == pytest.approx(1 / 3) and flagged.tolist() == [False, True, False, False]

@@ -1,0 +1,203 @@
+"""Every verdict improves the score: a simulated reviewer on CIFAR-10N.
+
+For each label set (default ``random1`` and ``worst``, 50,000 images, shared
+MobileNetV2 embeddings):
+
+1. ``find_label_issues`` (preset ``fast``) through the SDK;
+2. a simulated reviewer (answers from the clean labels) reviews the most
+   suspicious not-yet-reviewed samples until 100, 200, then 500 are
+   reviewed; each answer goes through the plugin's verdict bookkeeping
+   (``record_verdict``: ``correct`` or ``relabel`` to the clean class);
+3. a 100-sample audit (``start_label_audit``), reviewed the same way;
+4. after each step, ``find_label_issues(rescore=True)`` re-fits the
+   consensus from the verdicts.
+
+After each step it reports, on the samples **not yet reviewed** (their
+noise = original label != clean label): AUROC and precision at K (K = 100,
+500 and K = the number of wrong labels left) of the score *before* the
+re-score (the previous scores, same samples) and *after* it; and for the
+audit, its 95% Wilson interval against the true noise rate of the dataset.
+
+Writes ``results/review.json``, ``results/review.md`` and
+``results/review.png`` (the curves). Run:
+``.venv/bin/python benchmarks/bench_review.py [--sets random1,worst] [--n 50000]``
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+STEPS = (100, 200, 500)
+AUDIT = 100
+
+
+def load(label_set, n):
+    import fiftyone as fo
+    from synthetic import insert_labeled_samples
+
+    d = common.cifar10n(label_set, limit=n)
+    name = "bench-review-" + label_set
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    ds = fo.Dataset(name)
+    cls = d["classes"]
+    insert_labeled_samples(
+        ds, d["filepath"],
+        {"ground_truth": [cls[c] for c in d["noisy"]], "clean_label": [cls[c] for c in d["clean"]]},
+        d["x"], rand=np.random.default_rng(0).random(len(d["noisy"])),
+    )
+    return ds
+
+
+def metrics(is_noisy, score, mask):
+    from sklearn.metrics import roc_auc_score
+
+    y, s = is_noisy[mask], np.nan_to_num(score[mask], nan=0.0)
+    order = np.argsort(-s, kind="stable")
+    out = {"auroc": float(roc_auc_score(y, s)), "left_wrong": int(y.sum()), "left": int(mask.sum())}
+    for k in (100, 500):
+        out["p@%d" % k] = float(y[order[:k]].mean())
+    k = int(y.sum())
+    out["p@K"] = float(y[order[:k]].mean()) if k else float("nan")
+    return out
+
+
+def review(review_mod, ds, ids, truth_clean, given):
+    """The simulated reviewer: one verdict per sample, grouped by answer."""
+    right = [i for i in ids if given[i] == truth_clean[i]]
+    if right:
+        review_mod.record_verdict(ds, right, "correct", mode="review")
+    by_class = {}
+    for i in ids:
+        if given[i] != truth_clean[i]:
+            by_class.setdefault(truth_clean[i], []).append(i)
+    for c, members in sorted(by_class.items()):
+        review_mod.record_verdict(ds, members, "relabel", new_label=c, mode="review")
+
+
+def run_set(label_set, n, plugin_op, review_mod):
+    ds = load(label_set, n)
+    ids = ds.values("id")
+    index = {sid: k for k, sid in enumerate(ids)}
+    given = dict(zip(ids, ds.values("ground_truth.label")))
+    clean = dict(zip(ids, ds.values("clean_label.label")))
+    is_noisy = np.array([given[i] != clean[i] for i in ids])
+    rows = []
+    t0 = time.time()
+    first = plugin_op("find_label_issues")(ds, preset="fast")
+    reviewed = np.zeros(len(ids), bool)
+
+    def scores():
+        vals = dict(zip(*ds.values(["id", "noise_score"])))
+        return np.array([vals[i] if vals[i] is not None else np.nan for i in ids], float)
+
+    score = scores()
+    rows.append(dict(set=label_set, step="0 (no review)", reviewed=0,
+                     **{k + "_after": v for k, v in metrics(is_noisy, score, ~reviewed).items()},
+                     num_flagged=first["num_flagged"], noise_rate=first.get("noise_rate"),
+                     seconds=round(time.time() - t0, 1)))
+    print(rows[-1], flush=True)
+    for target in STEPS:
+        order = np.argsort(-np.nan_to_num(score, nan=-1.0), kind="stable")
+        todo = [ids[k] for k in order if not reviewed[k]][: target - int(reviewed.sum())]
+        review(review_mod, ds, todo, clean, given)
+        reviewed[[index[i] for i in todo]] = True
+        before = metrics(is_noisy, score, ~reviewed)
+        t = time.time()
+        again = plugin_op("find_label_issues")(ds, rescore=True)
+        score = scores()
+        after = metrics(is_noisy, score, ~reviewed)
+        rows.append(dict(set=label_set, step="top %d" % target, reviewed=int(reviewed.sum()),
+                         **{k + "_before": v for k, v in before.items()},
+                         **{k + "_after": v for k, v in after.items()},
+                         num_flagged=again["num_flagged"], noise_rate=again.get("noise_rate"),
+                         seconds=round(time.time() - t, 1)))
+        print(rows[-1], flush=True)
+    audit = plugin_op("start_label_audit")(ds, size=AUDIT, seed=51)
+    audit_ids = list(ds.load_run_results("label_audit", cache=False).sample_ids)
+    todo = [i for i in audit_ids if not reviewed[index[i]]]
+    review(review_mod, ds, [i for i in audit_ids if not reviewed[index[i]]], clean, given)
+    # samples reviewed earlier keep their verdict; the audit counts them too
+    est = review_mod.update_audit(ds, "label_audit")["estimate"]
+    reviewed[[index[i] for i in todo]] = True
+    before = metrics(is_noisy, score, ~reviewed)
+    again = plugin_op("find_label_issues")(ds, rescore=True)
+    score = scores()
+    after = metrics(is_noisy, score, ~reviewed)
+    truth = float(is_noisy.mean())
+    rows.append(dict(set=label_set, step="+ audit %d" % AUDIT, reviewed=int(reviewed.sum()),
+                     **{k + "_before": v for k, v in before.items()},
+                     **{k + "_after": v for k, v in after.items()},
+                     num_flagged=again["num_flagged"], noise_rate=again.get("noise_rate"),
+                     audit_rate=est["rate"], audit_low=est["low"], audit_high=est["high"],
+                     true_rate=truth, audit_covers=bool(est["low"] <= truth <= est["high"])))
+    print(rows[-1], flush=True)
+    ds.delete()
+    return rows
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for metric, ax in zip(("auroc", "p@K"), axes):
+        for label_set in sorted({r["set"] for r in rows}):
+            part = [r for r in rows if r["set"] == label_set]
+            x = [r["reviewed"] for r in part]
+            ax.plot(x, [r[metric + "_after"] for r in part], "o-", label="%s, re-scored" % label_set)
+            ax.plot(x[1:], [r[metric + "_before"] for r in part[1:]], "x--",
+                    label="%s, previous scores" % label_set)
+        ax.set_xlabel("samples reviewed (top 100/200/500, then + 100 audit)")
+        ax.set_ylabel(metric + " on not-yet-reviewed samples")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sets", default="random1,worst")
+    parser.add_argument("--n", type=int, default=None, help="first N CIFAR-10N images (default all)")
+    args = parser.parse_args(argv)
+    mongo = common.private_database()
+    try:
+        import fiftyone as fo
+        import fiftyone.operators as foo
+
+        fo.config.show_progress_bars = False
+        plugin_op = lambda name: foo.get_operator("@label-noise/curation/" + name)  # noqa: E731
+        review_mod = sys.modules[type(plugin_op("record_label_verdict")).__module__]
+        rows = []
+        for label_set in args.sets.split(","):
+            rows += run_set(label_set, args.n, plugin_op, review_mod)
+        common.save("review", {"rows": rows, "n": args.n})
+        cols = ["set", "step", "reviewed", "auroc_before", "auroc_after", "p@100_after",
+                "p@500_after", "p@K_before", "p@K_after", "left_wrong_after", "num_flagged",
+                "noise_rate"]
+        table = common.markdown_table(rows, cols)
+        audit = common.markdown_table(
+            [r for r in rows if "audit_rate" in r],
+            ["set", "audit_rate", "audit_low", "audit_high", "true_rate", "audit_covers"],
+        )
+        with open(os.path.join(common.RESULTS, "review.md"), "w") as f:
+            f.write(table + "\n\n" + audit + "\n")
+        plot(rows, os.path.join(common.RESULTS, "review.png"))
+        print(table)
+        print(audit)
+    finally:
+        mongo.stop()
+
+
+if __name__ == "__main__":
+    main()

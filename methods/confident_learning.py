@@ -1,0 +1,284 @@
+"""Confident Learning: which labels are wrong, and how many.
+
+Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in
+Dataset Labels", JAIR 70 (2021). Input: for every sample its given (noisy)
+label ``ỹ`` and *out-of-sample* predicted probabilities ``p̂(ỹ = j | x)``
+(see :mod:`methods.out_of_sample`). The method:
+
+1. **Per-class thresholds** (eq. 2): ``t_j`` = mean ``p̂_j(x)`` over the
+   samples labelled ``j`` — the model's average self-confidence in class
+   ``j``. A sample "confidently belongs" to ``j`` when ``p̂_j(x) >= t_j``;
+   a per-class threshold copes with classes the model is less sure about.
+2. **Confident joint** ``C[i][j]`` (eq. 1): the number of samples labelled
+   ``i`` that confidently belong to ``j`` (when several ``j`` pass their
+   threshold, the one with the largest ``p̂_j``). Samples passing no
+   threshold are not counted. Off-diagonal cells count likely label errors.
+3. **Calibration** (eq. 3): each row is rescaled so it sums to the number of
+   samples labelled ``i`` (the confident joint counts only some samples),
+   then the whole matrix is normalised to sum to 1: ``Q[i][j]`` estimates
+   the joint distribution ``p(ỹ = i, y* = j)`` of given and true labels.
+4. **Number of label issues**: ``n * (1 - trace(Q))``; per class ``i``:
+   ``n * (row_i(Q).sum() - Q[i][i])``; per class pair ``(i → j)``:
+   ``n * Q[i][j]``.
+5. **Prune by noise rate** (section 3.2, the paper's default ranking): for
+   every off-diagonal ``(i, j)``, the ``round(n * Q[i][j])`` samples labelled
+   ``i`` with the largest margin ``p̂_j(x) - p̂_i(x)`` are label issues.
+
+Defaults follow the paper: thresholds from the mean self-confidence, the
+calibrated joint, prune-by-noise-rate; every class keeps at least one sample
+(the paper's "never remove all of a class" rule, cleanlab's
+``min_examples_per_class=1``).
+
+:func:`noise_posterior` turns the estimated joint into a per-sample
+probability that the given label is wrong (Bayes' rule under the paper's
+class-conditional noise model, with the model's probabilities standing in
+for the true-class posterior), and :func:`anchor_noise_rates` gives a second
+estimate of the per-class noise that does not count the model's own
+confusion as noise (it assumes noise does not depend on how hard a sample
+is). How each behaves on which data is measured in BENCHMARKS.md.
+
+No FiftyOne here: numpy arrays in, arrays out.
+"""
+
+import numpy as np
+
+
+def per_class_thresholds(probabilities, labels):
+    """``t_j``: the mean predicted probability of class j over samples labelled j."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    k = p.shape[1]
+    sums = np.zeros(k)
+    np.add.at(sums, labels, p[np.arange(len(labels)), labels])
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        thresholds = sums / counts
+    # a class with no sample can never be confidently assigned
+    return np.where(counts > 0, thresholds, np.inf)
+
+
+def confident_joint(probabilities, labels, thresholds=None):
+    """Counts ``C[i][j]``: samples labelled i that confidently belong to j.
+
+    Returns:
+        ``(C, assigned)``: int64 (k, k) counts, and the int64 (n,) class each
+        sample confidently belongs to (-1 when it passes no threshold)
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, k = p.shape
+    if thresholds is None:
+        thresholds = per_class_thresholds(p, labels)
+    # t_j minus a hair so the sample(s) at the mean count (as in the paper's >=)
+    above = p >= np.asarray(thresholds)[None, :] - 1e-12
+    masked = np.where(above, p, -np.inf)
+    assigned = masked.argmax(axis=1)
+    assigned[~above.any(axis=1)] = -1
+    counted = assigned >= 0
+    joint = np.zeros((k, k), dtype=np.int64)
+    np.add.at(joint, (labels[counted], assigned[counted]), 1)
+    return joint, assigned
+
+
+def calibrate_joint(joint, labels, num_classes=None):
+    """Calibrated confident joint and the estimated joint ``Q`` (eq. 3).
+
+    Rows of ``joint`` are rescaled to the given class counts; a class whose
+    row is empty (no sample passed a threshold) is assumed clean. Returns
+    ``(calibrated_counts float (k, k), Q float (k, k) summing to 1)``.
+    """
+    joint = np.asarray(joint, dtype=np.float64)
+    k = joint.shape[0] if num_classes is None else int(num_classes)
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=k).astype(np.float64)
+    rows = joint.sum(axis=1)
+    calibrated = np.zeros_like(joint)
+    for i in range(k):
+        if rows[i] > 0:
+            calibrated[i] = joint[i] / rows[i] * counts[i]
+        else:
+            calibrated[i, i] = counts[i]
+    return calibrated, calibrated / max(calibrated.sum(), 1.0)
+
+
+def confident_learning(probabilities, labels, num_classes=None, class_names=None):
+    """Runs Confident Learning end to end (see the module docstring).
+
+    Args:
+        probabilities: float array (n, k) of out-of-sample probabilities
+        labels: int array (n,) of the given labels
+        num_classes (None): k (default ``probabilities.shape[1]``)
+        class_names (None): names for the per-class/pair summaries
+
+    Returns:
+        a dict with
+        - ``thresholds``: (k,) per-class thresholds ``t_j``
+        - ``confident_joint``: int (k, k) ``C``
+        - ``joint``: float (k, k) ``Q`` ≈ p(given = i, true = j)
+        - ``transition``: float (k, k) ``T[j][i]`` ≈ p(given = i | true = j)
+          (rows = true class, each sums to 1)
+        - ``noise_rate``: ``1 - trace(Q)``; ``num_issues``: ``round(n *
+          noise_rate)``
+        - ``per_class``: {class: estimated share of its samples mislabeled}
+        - ``pairs``: list of ``(given, true, count)`` off-diagonal cells with
+          an estimated count >= 1, largest first
+        - ``is_issue``: bool (n,), the prune-by-noise-rate label issues
+        - ``margin``: float (n,), ``max_{j != ỹ} p̂_j - p̂_ỹ`` (the ranking)
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, k = p.shape
+    k = int(num_classes or k)
+    names = list(class_names) if class_names is not None else list(range(k))
+    thresholds = per_class_thresholds(p, labels)
+    joint_counts, _ = confident_joint(p, labels, thresholds)
+    calibrated, q = calibrate_joint(joint_counts, labels, k)
+    prior_true = q.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        transition = np.where(prior_true[:, None] > 0, q.T / prior_true[:, None], 0.0)
+    for j in np.flatnonzero(prior_true <= 0):
+        transition[j, j] = 1.0
+    rate = float(1.0 - np.trace(q))
+    row_mass = q.sum(axis=1)
+    per_class = {
+        names[i]: float(1.0 - q[i, i] / row_mass[i]) if row_mass[i] > 0 else 0.0
+        for i in range(k)
+    }
+    pairs = [
+        (names[i], names[j], int(round(n * q[i, j])))
+        for i in range(k) for j in range(k)
+        if i != j and round(n * q[i, j]) >= 1
+    ]
+    pairs.sort(key=lambda t: -t[2])
+    is_issue, margin = prune_by_noise_rate(p, labels, q)
+    return dict(
+        thresholds=thresholds,
+        confident_joint=joint_counts,
+        joint=q,
+        transition=transition,
+        noise_rate=rate,
+        num_issues=int(round(n * rate)),
+        per_class=per_class,
+        pairs=pairs,
+        is_issue=is_issue,
+        margin=margin,
+    )
+
+
+def prune_by_noise_rate(probabilities, labels, joint):
+    """The paper's default issue finder (see module docstring, step 5).
+
+    Returns ``(is_issue bool (n,), margin float (n,))`` where ``margin`` is
+    ``max_{j != ỹ} p̂_j(x) - p̂_ỹ(x)`` (higher = more likely wrong).
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, k = p.shape
+    rows = np.arange(n)
+    own = p[rows, labels]
+    other = p.copy()
+    other[rows, labels] = -np.inf
+    margin = other.max(axis=1) - own
+    is_issue = np.zeros(n, dtype=bool)
+    counts = np.bincount(labels, minlength=k)
+    for i in range(k):
+        members = np.flatnonzero(labels == i)
+        if len(members) == 0:
+            continue
+        taken = np.zeros(len(members), dtype=bool)
+        for j in range(k):
+            num = int(round(n * joint[i, j])) if i != j else 0
+            if num <= 0:
+                continue
+            gap = p[members, j] - own[members]
+            gap[taken] = -np.inf
+            order = np.argsort(-gap, kind="stable")[:num]
+            taken[order] = True
+        # never mark a whole class as wrong
+        if taken.sum() >= counts[i]:
+            keep = np.argmin(margin[members])
+            taken[keep] = False
+        is_issue[members[taken]] = True
+    # a label the model itself predicts is never an issue (as in the paper)
+    is_issue &= margin > 0
+    return is_issue, margin
+
+
+def noise_posterior(probabilities, labels, transition):
+    """Probability that each given label is wrong, by Bayes' rule.
+
+    Under class-conditional noise ``p(ỹ = i | y* = j) = T[j][i]``, with the
+    out-of-sample probabilities ``p̂(x)`` standing in for the true-class
+    posterior:
+
+        p(y* = ỹ | x, ỹ) = p̂_ỹ(x) T[ỹ][ỹ] / sum_j p̂_j(x) T[j][ỹ]
+
+    Returns ``(p_wrong float (n,), likely_true int (n,))``: the probability
+    that the label is wrong and the most probable *other* true class
+    (``argmax_{j != ỹ} p̂_j(x) T[j][ỹ]``: the model's belief weighted by how
+    often class j is mislabeled as ỹ).
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    t = np.asarray(transition, dtype=np.float64)
+    rows = np.arange(len(labels))
+    joint_given = p * t[:, labels].T  # (n, k): p̂_j(x) T[j][ỹ]
+    total = joint_given.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_clean = np.where(total > 0, joint_given[rows, labels] / total, 1.0)
+    others = joint_given.copy()
+    others[rows, labels] = -np.inf
+    # a pair never seen in the joint still gets the model's own ranking
+    others = np.where(np.isfinite(others), others + 1e-9 * p, others)
+    return np.clip(1.0 - p_clean, 0.0, 1.0), others.argmax(axis=1)
+
+
+def anchor_noise_rates(probabilities, labels, quantile=0.05, min_anchors=200):
+    """Per-class noise estimated on each class's most confident samples.
+
+    For class ``j``, the ``quantile * n / k`` samples with the highest
+    ``p̂_j(x)`` are taken as *anchors* (almost surely of true class ``j``;
+    Patrini et al. 2017, "Making deep neural networks robust to label
+    noise"); because ``p̂`` is out of sample, their own given labels did not
+    pick them, so the share of anchors not labelled ``j`` estimates how often
+    class ``j`` is mislabeled. The model's confusion on hard samples is not
+    counted (unlike the confident joint), but noise that mostly hits hard
+    samples (as human noise does) is underestimated.
+
+    Returns:
+        ``(rate, per_class)``: the estimated overall noise rate (weighted by
+        the given class frequencies) and an array (k,) of per-class rates
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n, k = p.shape
+    # at least ``min_anchors`` per class (fewer make the rate a coin toss),
+    # at most half of an average class
+    take = max(1, min(max(int(round(quantile * n / k)), min_anchors), n // (2 * k) or 1))
+    per_class = np.zeros(k)
+    for j in range(k):
+        top = np.argpartition(-p[:, j], min(take, n) - 1)[:take]
+        per_class[j] = float((labels[top] != j).mean())
+    prior = np.bincount(labels, minlength=k) / max(n, 1)
+    return float((prior * per_class).sum()), per_class
+
+
+def shift_to_mean(p_wrong, target_mean, tol=1e-6):
+    """Shifts probabilities on the logit scale so their mean is ``target_mean``.
+
+    A monotone recalibration (ranking unchanged): makes the per-sample
+    probabilities add up to the estimated number of wrong labels.
+    """
+    p = np.clip(np.asarray(p_wrong, dtype=np.float64), 1e-9, 1 - 1e-9)
+    target = float(np.clip(target_mean, 1e-9, 1 - 1e-9))
+    logit = np.log(p) - np.log1p(-p)
+    lo, hi = -30.0, 30.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        mean = np.mean(1.0 / (1.0 + np.exp(-(logit + mid))))
+        if abs(mean - target) < tol:
+            break
+        if mean < target:
+            lo = mid
+        else:
+            hi = mid
+    return 1.0 / (1.0 + np.exp(-(logit + mid)))

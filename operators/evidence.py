@@ -1,0 +1,102 @@
+"""Class-probability evidence for the consensus, read from earlier runs.
+
+``compute_label_quality`` and ``compute_dupes`` save their out-of-sample
+probability matrices with their run results (:func:`runs.encode_probabilities`);
+detectors that name one class (self-learning, SCAN, kNN's majority label)
+become a probability matrix through
+:func:`methods.noise_estimate.label_probabilities`. Everything is aligned
+with the consensus' rows (sample or object ids) and classes.
+"""
+
+import numpy as np
+
+from . import runs as lnr
+
+#: run methods whose results hold an out-of-sample probability matrix
+PROBABILITY_METHODS = ("label_quality", "dupes")
+AUDIT_METHOD = "label_audit"
+
+
+def probability_evidence(dataset, ids, labels, classes, specs, suggestions):
+    """``{input name: float (n, len(classes))}`` for the inputs being combined.
+
+    Args:
+        dataset: the root dataset (its run records are read)
+        ids: the consensus' row ids
+        labels: int (n,) given labels (indices into ``classes``)
+        classes: the class names of the consensus
+        specs: the inputs being combined (``{field: Evidence}``)
+        suggestions: ``{name: (class index array, confidence array or None)}``
+            of the inputs that propose a class
+
+    Returns:
+        ``(evidence, sources)``: the matrices and, per name, where it came
+        from (``"run <key>"`` or ``"suggested class"``)
+    """
+    from ..methods.noise_estimate import label_probabilities
+
+    k = len(classes)
+    evidence, sources = {}, {}
+    for name, key in _probability_runs(dataset, specs).items():
+        matrix = _aligned_matrix(dataset, key, ids, classes)
+        if matrix is not None:
+            evidence[name], sources[name] = matrix, "run %s" % key
+    for name, (predicted, confidence) in suggestions.items():
+        if name in evidence:
+            continue
+        predicted = np.where(np.asarray(predicted) < k, predicted, -1)
+        if (predicted >= 0).any():
+            evidence[name] = label_probabilities(labels, predicted, confidence, k)
+            sources[name] = "suggested class"
+    return evidence, sources
+
+
+def audited_mask(dataset, ids):
+    """Rows of ``ids`` drawn by the newest audit (``label_audit`` run)."""
+    keys = lnr.plugin_runs(dataset, method=AUDIT_METHOD)
+    mask = np.zeros(len(ids), dtype=bool)
+    if not keys:
+        return mask, None
+    key = max(keys, key=lambda k: dataset.get_run_info(k).timestamp)
+    picked = set(lnr.load_results(dataset, key).get("sample_ids") or [])
+    mask[:] = [str(i) in picked for i in ids]
+    return mask, key
+
+
+def _probability_runs(dataset, specs):
+    """Newest run of each probability method whose output is an input."""
+    found = {}
+    stamps = {}
+    for key in lnr.plugin_runs(dataset):
+        info = dataset.get_run_info(key)
+        config = info.config
+        if getattr(config, "method", None) not in PROBABILITY_METHODS:
+            continue
+        params = getattr(config, "params", None) or {}
+        field = params.get("output_field") if isinstance(params, dict) else None
+        if field in specs and (field not in stamps or info.timestamp > stamps[field]):
+            found[field], stamps[field] = key, info.timestamp
+    return found
+
+
+def _aligned_matrix(dataset, run_key, ids, classes):
+    results = lnr.load_results(dataset, run_key)
+    entry, run_classes = results.get("probabilities"), results.get("classes")
+    if not entry or not run_classes:
+        return None
+    run_ids, probs = lnr.decode_probabilities(entry)
+    row_of = {sid: r for r, sid in enumerate(run_ids)}
+    col_of = {c: j for j, c in enumerate(run_classes)}
+    k = len(classes)
+    out = np.full((len(ids), k), 1.0 / k, dtype=np.float64)  # unscored: uninformative
+    rows = np.array([row_of.get(str(i), -1) for i in ids])
+    cols = np.array([col_of.get(c, -1) for c in classes])
+    have_row, have_col = rows >= 0, cols >= 0
+    if not have_row.any():
+        return None
+    block = probs[rows[have_row]][:, cols[have_col]].astype(np.float64)
+    filled = out[have_row]
+    filled[:, have_col] = block
+    filled /= filled.sum(axis=1, keepdims=True)
+    out[have_row] = filled
+    return out

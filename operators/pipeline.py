@@ -1,0 +1,426 @@
+"""Operator ``find_label_issues``: the whole job in one form.
+
+Runs a chain of this plugin's detectors (a *preset*) and ends with the
+consensus (``compute_noise_score``):
+
+- ``fast``: kNN disagreement, out-of-sample probabilities
+  (``compute_label_quality``), Dupes, Deep Self-Learning;
+- ``thorough``: ``fast`` plus SCAN, plus Training-ValueNet when every class
+  has 50+ samples verified correct, plus CleanNet when 10+ samples are
+  verified correct and 10+ wrong;
+- ``custom``: the detectors named in ``detectors``.
+
+Each step is the detector's own operator, executed in this process with its
+defaults and the chain's label field, embeddings field, seed and run-key
+prefix, so each step keeps its own run record (re-running one detector later
+works as usual). Steps whose operator is not available are skipped with a
+note in the summary. The embeddings are read from the database once for the
+whole chain (:func:`operators.data.shared_inputs`); one progress bar covers
+the chain (``"3/5 Dupes: round 4/10"``). When the embeddings field is
+missing and a ``model`` is given, ``compute_embeddings`` runs first.
+
+``rescore=True`` runs no detector: it re-fits the consensus with the
+parameters of its previous run (from its run record), so verdicts given
+since (``label_verified``, audits) change the weights, the calibration and
+the flag count.
+
+In the App the run is delegated by default above
+:data:`DELEGATE_ABOVE` samples; when it runs immediately the App then shows
+the flagged samples, highest score first.
+"""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+from fiftyone import ViewField as F
+
+from . import data as lnd
+from . import runs as lnr
+from .common import (
+    ActionOperator,
+    Param,
+    call_operator,
+    embeddings_field_input,
+    label_field_input,
+    progress_reporter,
+)
+
+PLUGIN = lnr.PLUGIN_NAME
+DELEGATE_ABOVE = 50_000
+PRESETS = ("fast", "thorough", "custom")
+CONSENSUS = "compute_noise_score"
+FAST = (
+    "compute_knn_disagreement",
+    "compute_label_quality",
+    "compute_dupes",
+    "compute_corrected_labels",
+)
+DETECTORS = FAST + (
+    "compute_scan_clusters",
+    "compute_training_value",
+    "compute_cleannet_similarity",
+)
+STEP_LABELS = {
+    "compute_embeddings": "Embeddings",
+    "compute_knn_disagreement": "kNN disagreement",
+    "compute_label_quality": "Label quality",
+    "compute_dupes": "Dupes",
+    "compute_corrected_labels": "Deep Self-Learning",
+    "compute_scan_clusters": "SCAN",
+    "compute_training_value": "Training-ValueNet",
+    "compute_cleannet_similarity": "CleanNet",
+    CONSENSUS: "Consensus",
+}
+#: step parameters naming fields a step writes (prefixed with run_prefix)
+OUTPUT_PARAMS = (
+    "output_field", "suggestion_field", "flag_field", "changed_field",
+    "confidence_field", "noise_field",
+)
+MODELS = ("resnet18", "resnet50", "mobilenet_v3_large")
+MIN_VALIDATED_PER_CLASS = 50
+MIN_VERIFIED_EACH = 10
+
+
+def get_step_operator(name):
+    """The plugin's operator ``name``, or None when it is not available."""
+    try:
+        return foo.get_operator("%s/%s" % (PLUGIN, name))
+    except Exception:  # not registered (yet) in this installation
+        return None
+
+
+def verified_counts(view, label_field, verified_field="label_verified"):
+    """``(correct per class, num correct, num wrong)`` of verified samples."""
+    schema = view.get_field_schema()
+    if verified_field not in schema:
+        return {}, 0, 0
+    correct = view.match(F(verified_field) == True)  # noqa: E712
+    per_class = correct.count_values(label_field + ".label")
+    num_wrong = view.match(F(verified_field) == False).count()  # noqa: E712
+    return per_class, correct.count(), num_wrong
+
+
+def plan_steps(view, preset, detectors="", label_field="ground_truth"):
+    """The detector steps of a preset: ``(steps, notes)``.
+
+    ``steps``: ``[(operator name, extra params)]`` in order (the consensus
+    is not included); ``notes``: why a detector was left out.
+    """
+    if preset not in PRESETS:
+        raise lnd.InputError("preset must be one of %s, got %r" % (PRESETS, preset))
+    notes = []
+    if preset == "custom":
+        names = [d.strip() for d in str(detectors or "").split(",") if d.strip()]
+        names = [n if n.startswith("compute_") else "compute_" + n for n in names]
+        bad = [n for n in names if n not in DETECTORS]
+        if bad or not names:
+            raise lnd.InputError(
+                "custom preset: name detectors among %s (got %s)"
+                % (", ".join(DETECTORS), ", ".join(bad) or "none")
+            )
+        return [(n, {}) for n in names], notes
+    steps = [(n, {}) for n in FAST]
+    if preset == "thorough":
+        steps.append(("compute_scan_clusters", {}))
+        per_class, num_correct, num_wrong = verified_counts(view, label_field)
+        classes = view.distinct(label_field + ".label")
+        lacking = [c for c in classes if per_class.get(c, 0) < MIN_VALIDATED_PER_CLASS]
+        if classes and not lacking:
+            steps.append(("compute_training_value", {"validation_field": "label_verified"}))
+        else:
+            notes.append(
+                "Training-ValueNet skipped: needs %d samples verified correct "
+                "per class (%d classes lack them)" % (MIN_VALIDATED_PER_CLASS, len(lacking))
+            )
+        if num_correct >= MIN_VERIFIED_EACH and num_wrong >= MIN_VERIFIED_EACH:
+            steps.append(("compute_cleannet_similarity", {}))
+        else:
+            notes.append(
+                "CleanNet skipped: needs %d samples verified correct and %d "
+                "wrong (have %d and %d)"
+                % (MIN_VERIFIED_EACH, MIN_VERIFIED_EACH, num_correct, num_wrong)
+            )
+    return steps, notes
+
+
+class _NoAppOps:
+    """``ctx.ops`` of a step: the chain touches the App once, at the end."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+class StepContext:
+    """The execution context a step's operator sees: the chain's target
+    view and dataset, the step's params, progress into the chain's bar, no
+    App operations (``delegated`` is True for the step)."""
+
+    delegated = True
+
+    def __init__(self, ctx, view, params, report):
+        self._ctx = ctx
+        self._view = view
+        self.params = params
+        self._report = report
+        self.ops = _NoAppOps()
+
+    @property
+    def dataset(self):
+        return self._view._root_dataset
+
+    def target_view(self, *args, **kwargs):
+        return self._view
+
+    def set_progress(self, progress=None, label=None):
+        self._report(progress or 0.0, label or "")
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+
+def step_params(operator, common, extra, prefix):
+    """The params a step gets: those it declares, from ``common`` and
+    ``extra``, its run key and output fields prefixed with ``prefix``."""
+    declared = {p.name: p.default for p in getattr(operator, "params", ())}
+    params = {k: v for k, v in dict(common, **extra).items() if k in declared}
+    if prefix:
+        method = getattr(operator, "method", None) or operator.name
+        if "run_key" in declared:
+            params["run_key"] = prefix + str(declared["run_key"] or method)
+        for name in OUTPUT_PARAMS:
+            if name in declared and declared[name] and name not in extra:
+                params[name] = prefix + declared[name]
+    return params
+
+
+def run_chain(ctx, view, steps, progress):
+    """Executes ``[(label, operator, params)]`` in order with one progress bar.
+
+    Returns ``[(name, summary)]``. Inside, every read of the same inputs is
+    served once (:func:`operators.data.shared_inputs`).
+    """
+    done = []
+    total = len(steps)
+    with lnd.shared_inputs():
+        for k, (name, operator, params) in enumerate(steps):
+            label = STEP_LABELS.get(name, name)
+
+            def report(fraction, message, k=k, label=label):
+                fraction = min(max(float(fraction or 0.0), 0.0), 1.0)
+                progress(
+                    (k + fraction) / total,
+                    "%d/%d %s: %s" % (k + 1, total, label, message or "..."),
+                )
+
+            report(0.0, "starting")
+            summary = operator.execute(StepContext(ctx, view, params, report))
+            done.append((name, summary))
+    return done
+
+
+class FindLabelIssues(ActionOperator):
+    name = "find_label_issues"
+    label = "Label noise: find label issues (all detectors + consensus)"
+    description = (
+        "Runs a preset of detectors and the consensus in one go, then shows "
+        "the flagged samples, most suspicious first"
+    )
+    params = (
+        Param("label_field", "ground_truth", "Label field", "fo.Classification labels to check"),
+        Param(
+            "embeddings_field", "embeddings", "Embeddings field",
+            "One vector per sample; when missing, pick a model to compute it",
+        ),
+        Param(
+            "model", "", "Model (when the embeddings field is missing)",
+            "torchvision backbone for compute_embeddings",
+            choices=("",) + MODELS,
+        ),
+        Param(
+            "weights", "DEFAULT", "Model weights",
+            "DEFAULT (download once), a local state_dict path, or empty (random)",
+        ),
+        Param(
+            "preset", "fast", "Preset",
+            "fast: kNN, label quality, Dupes, Deep Self-Learning; thorough: "
+            "plus SCAN, and Training-ValueNet / CleanNet when enough samples "
+            "are verified; custom: the detectors listed below",
+            choices=PRESETS,
+        ),
+        Param(
+            "detectors", "", "Detectors (custom preset)",
+            "Comma-separated, e.g. knn_disagreement,dupes,corrected_labels",
+        ),
+        Param("seed", 51, "Random seed", "Same seed, same results"),
+        Param(
+            "run_prefix", "", "Run-key prefix",
+            "Prefix of every run key and output field of the chain (empty: "
+            "the detectors' defaults)",
+        ),
+        Param(
+            "rescore", False, "Re-score only",
+            "Run no detector: re-fit the consensus of the previous run from "
+            "the verdicts given since",
+        ),
+    )
+
+    def form(self, ctx, inputs):
+        dataset = ctx.dataset
+        for p in self.params:
+            if p.name == "label_field":
+                label_field_input(ctx, inputs, p)
+            elif p.name == "embeddings_field":
+                embeddings_field_input(ctx, inputs, p, allow_new=True)
+            else:
+                p.add_to(inputs, ctx)
+        if dataset is None:
+            return
+        params = self.values(ctx)
+        try:
+            view = ctx.target_view()
+            if params["rescore"]:
+                key = params["run_prefix"] + "consensus"
+                if key not in dataset.list_runs():
+                    raise lnd.InputError("No consensus run '%s' to re-score yet" % key)
+                msg = "Re-fits '%s' from %d verified samples" % (
+                    key, view.exists("label_verified").count()
+                    if "label_verified" in dataset.get_field_schema() else 0,
+                )
+            else:
+                steps, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
+                names = [STEP_LABELS[n] for n, _ in steps if get_step_operator(n)]
+                missing = [STEP_LABELS[n] for n, _ in steps if not get_step_operator(n)]
+                msg = "Runs %s, then the consensus" % ", ".join(names)
+                if missing:
+                    notes.append("not available here (skipped): %s" % ", ".join(missing))
+                if notes:
+                    msg += ". " + "; ".join(notes)
+        except lnd.InputError as e:
+            bad = inputs.view("plan", types.Warning(label=str(e)))
+            bad.invalid = True
+            bad.error_message = str(e)
+            return
+        inputs.view("plan", types.Notice(label=msg))
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        inputs.view_target(ctx)
+        self.form(ctx, inputs)
+        n = ctx.target_view().count() if ctx.dataset is not None else 0
+        inputs.bool(
+            "delegate",
+            default=n > DELEGATE_ABOVE,
+            required=False,
+            label="Delegate execution?",
+            description=(
+                "Queue the chain for a delegated-operations worker (`fiftyone "
+                "delegated launch`); ticked by default above %d samples" % DELEGATE_ABOVE
+            ),
+            view=types.CheckboxView(),
+        )
+        return types.Property(inputs, view=types.View(label=self.label))
+
+    def resolve_delegation(self, ctx):
+        if "delegate" in ctx.params and ctx.params["delegate"] is not None:
+            return bool(ctx.params["delegate"])
+        return ctx.target_view().count() > DELEGATE_ABOVE
+
+    def run(self, ctx, params, progress):
+        view = ctx.target_view()
+        dataset = ctx.dataset
+        prefix = params["run_prefix"] or ""
+        if prefix and not prefix.replace("_", "a").isalnum():
+            raise lnd.InputError("run_prefix must be letters, digits or '_', got %r" % prefix)
+        common = dict(
+            label_field=params["label_field"],
+            embeddings_field=params["embeddings_field"],
+            seed=int(params["seed"]),
+        )
+        consensus_op = get_step_operator(CONSENSUS)
+        notes, steps = [], []
+        if params["rescore"]:
+            key = prefix + "consensus"
+            if key not in dataset.list_runs():
+                raise lnd.InputError(
+                    "No consensus run '%s' to re-score: run find_label_issues first" % key
+                )
+            previous = dict(getattr(dataset.get_run_info(key).config, "params", {}) or {})
+            previous["run_key"] = key
+            steps.append((CONSENSUS, consensus_op, previous))
+        else:
+            planned, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
+            lnd.check_label_field(view, params["label_field"])
+            if params["embeddings_field"] not in dataset.get_field_schema():
+                if not params["model"]:
+                    raise lnd.InputError(
+                        "Embeddings field '%s' does not exist: pick an existing "
+                        "vector field (%s) or a model to compute it"
+                        % (params["embeddings_field"], lnd.vector_fields(view) or "none")
+                    )
+                embed = get_step_operator("compute_embeddings")
+                steps.append((
+                    "compute_embeddings", embed,
+                    dict(model=params["model"], weights=params["weights"],
+                         embeddings_field=params["embeddings_field"]),
+                ))
+            written = []
+            for name, extra in planned:
+                op = get_step_operator(name)
+                if op is None:
+                    notes.append("%s skipped: operator %s is not available" % (STEP_LABELS[name], name))
+                    continue
+                p = step_params(op, common, extra, prefix)
+                written += [p[k] for k in OUTPUT_PARAMS[:1] if k in p]
+                steps.append((name, op, p))
+            p = step_params(consensus_op, common, {}, prefix)
+            if prefix:  # combine this chain's detectors only
+                p["inputs"] = ",".join(_recognised(dataset, written, p))
+            steps.append((CONSENSUS, consensus_op, p))
+        if len([s for s in steps if s[0] != "compute_embeddings"]) == 1 and not params["rescore"]:
+            raise lnd.InputError("No detector of the preset is available: %s" % "; ".join(notes))
+        done = run_chain(ctx, view, steps, progress)
+        consensus = dict(done[-1][1])
+        score = steps[-1][2].get("output_field", "noise_score")
+        flag = steps[-1][2].get("flag_field", "noise_flagged")
+        rate = consensus.get("noise_rate", consensus.get("flag_rate"))
+        result = dict(
+            consensus,
+            noise_rate=rate,
+            steps=[dict(step=n, run_key=s.get("run_key"), seconds=s.get("seconds"),
+                        num_flagged=s.get("num_flagged")) for n, s in done],
+            notes=notes,
+            score_field=score,
+            flag_field=flag,
+        )
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+            if flag and dataset.has_field(flag):
+                ctx.ops.set_view(dataset.match(F(flag) == True).sort_by(score, reverse=True))  # noqa: E712
+        return result
+
+    def execute(self, ctx):
+        # not ActionOperator.execute: each step takes the dataset's write
+        # lock itself, and the App is set to the flagged samples at the end
+        return self.run(ctx, self.values(ctx), progress_reporter(ctx))
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        for key in ("num_flagged", "noise_rate", "num_samples", "steps", "notes", "run_key", "seconds"):
+            outputs.str(key, label=key.replace("_", " "))
+        return types.Property(outputs, view=types.View(label="Label issues found"))
+
+    def __call__(self, sample_collection, delegate=False, **params):
+        """Runs the chain (or ``rescore=True``) on a dataset or view; returns
+        the consensus summary (``num_flagged``, ``noise_rate``, ...) plus
+        ``steps`` and ``notes``."""
+        return call_operator(self, sample_collection, params, delegate)
+
+
+def _recognised(dataset, fields, consensus_params):
+    """The consensus inputs among ``fields`` (what the consensus discovers)."""
+    try:
+        from .consensus import discover_inputs
+    except ImportError:  # the consensus module no longer offers discovery
+        return [f for f in fields if dataset.has_field(f)]
+    own = {consensus_params.get(k) for k in ("output_field", "suggestion_field", "flag_field")}
+    found = discover_inputs(dataset, exclude=own)
+    return [f for f in fields if f in found]
