@@ -61,18 +61,26 @@ def embed_images(paths, model, preprocess, device, batch_size=32, progress=None)
         ``(features, failed)``: float32 array (n, d) with NaN rows for images
         that could not be read, and a list of ``(index, error message)``
     """
-    import torch
     from PIL import Image
 
-    features = None
-    failed = []
-    n = len(paths)
+    def load(i):
+        with Image.open(paths[i]) as img:
+            return preprocess(img.convert("RGB"))
+
+    return _embed_rows(len(paths), load, model, device, batch_size, progress, "images")
+
+
+def _embed_rows(n, load, model, device, batch_size, progress, noun):
+    """Runs ``model`` on ``load(i)`` for i < n in batches; rows whose ``load``
+    raises are NaN and listed in ``failed`` (see :func:`embed_images`)."""
+    import torch
+
+    features, failed = None, []
     for start in range(0, n, batch_size):
         batch, rows = [], []
         for i in range(start, min(start + batch_size, n)):
             try:
-                with Image.open(paths[i]) as img:
-                    batch.append(preprocess(img.convert("RGB")))
+                batch.append(load(i))
                 rows.append(i)
             except Exception as e:  # unreadable/corrupt/missing file
                 failed.append((i, "%s: %s" % (type(e).__name__, e)))
@@ -83,7 +91,8 @@ def embed_images(paths, model, preprocess, device, batch_size=32, progress=None)
                 features = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
             features[rows] = out
         if progress is not None:
-            progress(min(start + batch_size, n) / max(n, 1), "embedded %d/%d images" % (min(start + batch_size, n), n))
+            done = min(start + batch_size, n)
+            progress(done / max(n, 1), "embedded %d/%d %s" % (done, n, noun))
     if features is None:
         features = np.full((n, 0), np.nan, dtype=np.float32)
     return features, failed
@@ -114,35 +123,17 @@ def embed_boxes(paths, boxes, model, preprocess, device, batch_size=32, margin=0
     Returns:
         ``(features, failed)`` as :func:`embed_images`
     """
-    import torch
     from PIL import Image
 
-    n = len(paths)
-    features, failed = None, []
-    cache_path, cache_img = None, None
-    for start in range(0, n, batch_size):
-        batch, rows = [], []
-        for i in range(start, min(start + batch_size, n)):
-            try:
-                if paths[i] != cache_path:
-                    cache_path, cache_img = paths[i], None
-                    with Image.open(paths[i]) as img:
-                        cache_img = img.convert("RGB")
-                if cache_img is None:
-                    raise OSError("unreadable image")
-                batch.append(preprocess(crop_box(cache_img, boxes[i], margin)))
-                rows.append(i)
-            except Exception as e:  # unreadable/corrupt/missing file
-                failed.append((i, "%s: %s" % (type(e).__name__, e)))
-        if batch:
-            with torch.inference_mode():
-                out = model(torch.stack(batch).to(device)).float().cpu().numpy()
-            if features is None:
-                features = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
-            features[rows] = out
-        if progress is not None:
-            done = min(start + batch_size, n)
-            progress(done / max(n, 1), "embedded %d/%d objects" % (done, n))
-    if features is None:
-        features = np.full((n, 0), np.nan, dtype=np.float32)
-    return features, failed
+    cache = {"path": None, "image": None}  # the last decoded image
+
+    def load(i):
+        if paths[i] != cache["path"]:
+            cache["path"], cache["image"] = paths[i], None
+            with Image.open(paths[i]) as img:
+                cache["image"] = img.convert("RGB")
+        if cache["image"] is None:
+            raise OSError("unreadable image")
+        return preprocess(crop_box(cache["image"], boxes[i], margin))
+
+    return _embed_rows(len(paths), load, model, device, batch_size, progress, "objects")
