@@ -58,6 +58,7 @@ def out_of_sample_probabilities(
     seed=51,
     device=None,
     progress=None,
+    neighbours=None,
 ):
     """Cross-fitted class probabilities of every sample.
 
@@ -75,6 +76,9 @@ def out_of_sample_probabilities(
         seed (51): fold shuffles and initialisations; same seed, same result
         device (None): torch device (default CUDA when available, else CPU)
         progress (None): optional ``callable(fraction, message)``
+        neighbours (None): int array (n, >= k) of each row's cosine nearest
+            neighbours (self excluded, nearest first), e.g. shared with kNN
+            disagreement; None computes them (``knn``/``ensemble`` only)
 
     Returns:
         a dict with
@@ -105,7 +109,7 @@ def out_of_sample_probabilities(
     info = {}
 
     if model == "knn":
-        log_p = np.log(knn_probabilities(x, labels, num_classes, k))
+        log_p = np.log(knn_probabilities(x, labels, num_classes, k, neighbours))
     else:
         log_p = np.zeros((n, num_classes), dtype=np.float64)
         fit = _fit_predict_mlp if model == "mlp" else _fit_predict_logreg
@@ -128,7 +132,7 @@ def out_of_sample_probabilities(
                 )
         log_p /= rounds
         if model == "ensemble":
-            log_knn = np.log(knn_probabilities(x, labels, num_classes, k))
+            log_knn = np.log(knn_probabilities(x, labels, num_classes, k, neighbours))
             weights = _fit_pool([log_p, log_knn], labels)
             info["pool_weights"] = {"logreg": weights[0], "knn": weights[1]}
             log_p = weights[0] * log_p + weights[1] * log_knn
@@ -166,11 +170,15 @@ def stratified_folds(labels, folds, rng):
     return assignment
 
 
-def knn_probabilities(x, labels, num_classes, k=10):
-    """Add-one smoothed label distribution of each sample's k neighbours."""
-    from .neighbours import cosine_neighbours
+def knn_probabilities(x, labels, num_classes, k=10, neighbours=None):
+    """Add-one smoothed label distribution of each sample's k neighbours
+    (``neighbours``: precomputed indices, see
+    :func:`out_of_sample_probabilities`)."""
+    if neighbours is None:
+        from .neighbours import cosine_neighbours
 
-    neighbours = cosine_neighbours(x, k)
+        neighbours = cosine_neighbours(x, k)
+    neighbours = np.asarray(neighbours)[:, :k]
     n = len(labels)
     votes = np.zeros((n, num_classes), dtype=np.float64)
     np.add.at(votes, (np.repeat(np.arange(n), neighbours.shape[1]), labels[neighbours].ravel()), 1.0)
