@@ -1,23 +1,52 @@
-"""Every detector against public baselines, same data, same run (issue #10).
+"""Every detector against public baselines, same data, same run (issues #10, #17).
 
 Goes through the plugin's public SDK on a real (private) MongoDB: each data
-set is loaded into FiftyOne, each detector runs as ``get_operator(uri)(ds)``
-with its defaults, and its fields are read back and scored against the true
-labels. Baselines on the same embeddings:
+set is loaded into FiftyOne and the detectors run as ``get_operator(uri)(ds)``
+with their defaults; their fields (and the consensus' summary and run
+results) are read back and scored against the true labels.
 
-- Confident Learning: ``cleanlab.filter.find_label_issues`` (flags) and
-  ``cleanlab.rank.get_label_quality_scores`` (score) on 5-fold
-  cross-validated probabilities of a logistic regression;
-- FiftyOne Brain ``compute_mistakenness`` on the same probabilities;
-- kNN disagreement (also a plugin operator).
+Per set:
 
-Data: CIFAR-10N (random1..3, worst; shared MobileNetV2 embeddings) and the
-Fashion-MNIST subset (PCA-64 of the pixels as embeddings, since no pretrained
-weights can be downloaded here) with injected uniform and asymmetric noise at
-20% and 40%. A fixed verified subset (100 per class, seed 0) is given to the
-methods that need verified samples.
+1. ``find_label_issues(preset="fast")``: the ``fast`` detectors (kNN
+   disagreement, ``compute_label_quality``, Dupes, Deep Self-Learning), then
+   the consensus ``compute_noise_score`` **without verified samples** (none
+   exist yet): row "Consensus (no verified)". Each detector's own row comes
+   from the same run ("Label quality" = ``label_quality`` alone).
+2. The fixed verified subset (100 per noisy class, seed 0) is recorded
+   (``label_verified``; tag ``validated`` on the correct ones), and
+   ``compute_noise_score`` runs a second time on the same detector outputs,
+   **with** ``verified_field="label_verified"``: row "Consensus (verified)".
+3. On the sets of ``--all-detectors-on`` (default :data:`ALL_DETECTORS_ON`)
+   the other detectors (Training-ValueNet, CleanNet, SCAN) run too, with
+   the verified samples.
+4. Baselines on the same embeddings: Confident Learning
+   (``cleanlab.filter.find_label_issues`` flags,
+   ``cleanlab.rank.get_label_quality_scores`` score, argmax suggestion) on
+   5-fold cross-validated logistic-regression probabilities, and FiftyOne
+   Brain ``compute_mistakenness`` on the same probabilities.
 
-Usage: python benchmarks/bench_suite.py [--quick] [--sets worst,random1] [--n N]
+Scores per row: AUROC, AUPRC, precision at K (K = true number of wrong
+labels), precision in the top 1%, P/R/F1 and share of the default flags,
+suggestion accuracy on the truly wrong labels, seconds. The consensus rows
+add the noise-rate estimate (summary ``noise_rate``; the model estimates
+``anchors`` and ``confident_learning`` from the run results'
+``noise_estimate``) and a reliability diagram of ``noise_score``.
+
+Data:
+
+- CIFAR-10N ``random1..3`` and ``worst`` (human labels; shared MobileNetV2
+  embeddings);
+- CIFAR-10 with its clean labels (``cifar10-clean``: the false-alarm check)
+  and with injected noise, an exact share of the 50,000 samples picked at
+  random (seeded): ``cifar10-uniform-1/3`` (to a uniformly drawn other
+  class) and ``cifar10-pair-1/3`` (to the class a human confuses it with,
+  :data:`CIFAR10_PAIRS`);
+- the Fashion-MNIST subset (PCA-64 of the pixels as embeddings, since no
+  pretrained weights can be downloaded here) with injected uniform and
+  asymmetric noise at 20% and 40%.
+
+Usage: python benchmarks/bench_suite.py [--quick] [--sets worst,cifar10-pair-1] [--n N]
+       [--only fast,baselines,compute_scan_clusters] [--tag T]
 """
 
 import argparse
@@ -39,6 +68,35 @@ FMNIST_ASYMMETRIC = {  # class-conditional confusions a human makes
     "coat": "pullover", "sneaker": "sandal", "sandal": "sneaker",
     "ankle_boot": "sneaker", "dress": "coat", "trouser": "dress", "bag": "pullover",
 }
+#: class-pair noise on CIFAR-10: each class flips to the one a human mistakes it for
+CIFAR10_PAIRS = {
+    "cat": "dog", "dog": "cat", "automobile": "truck", "truck": "automobile",
+    "deer": "horse", "horse": "deer", "airplane": "ship", "ship": "airplane",
+    "bird": "frog", "frog": "bird",
+}
+#: seed of each injected CIFAR-10 set (fixed: same flips every run)
+INJECTED_SEEDS = {"uniform-1": 201, "uniform-3": 203, "pair-1": 211, "pair-3": 213}
+CIFAR10N_SETS = ("random1", "random2", "random3", "worst")
+INJECTED_SETS = ("cifar10-clean", "cifar10-uniform-1", "cifar10-uniform-3",
+                 "cifar10-pair-1", "cifar10-pair-3")
+FMNIST_SETS = ("fmnist-uniform-20", "fmnist-uniform-40", "fmnist-asym-20", "fmnist-asym-40")
+ORIGINAL_SETS = CIFAR10N_SETS + FMNIST_SETS
+ALL_SETS = CIFAR10N_SETS + INJECTED_SETS + FMNIST_SETS
+#: sets on which the other detectors (Training-ValueNet, CleanNet, SCAN) run
+#: too; on the others only the fast preset, the two consensus runs and the
+#: baselines (what the #17 columns need). Those three cost ~3 min per
+#: 50,000-sample CIFAR set, so by default they run on one CIFAR-10N set only
+#: (``--all-detectors-on original`` restores all eight: ~+9 min).
+ALL_DETECTORS_ON = ("worst",) + FMNIST_SETS
+QUICK_SETS = ("worst", "cifar10-clean", "cifar10-pair-3")
+QUICK_N = 3000
+
+CONSENSUS = "compute_noise_score"
+NO_VERIFIED = "Consensus (no verified)"
+VERIFIED = "Consensus (verified)"
+LABEL_QUALITY = "Label quality"
+CLEANLAB = "Confident Learning (cleanlab)"
+MISTAKENNESS = "FiftyOne mistakenness"
 
 
 class PeakRSS:
@@ -66,16 +124,48 @@ class PeakRSS:
 
 
 def cifar_sets(names, n):
+    """CIFAR-10N human-label sets and CIFAR-10 clean/injected sets (``INJECTED_SETS``)."""
     for name in names:
-        d = common.cifar10n(name)
+        if name.startswith("cifar10-"):
+            d = common.cifar10n("clean")
+            kind = name[len("cifar10-"):]
+            if kind != "clean":
+                d["noisy"] = inject_noise(d["clean"], d["classes"], kind)
+                d["is_noisy"] = d["noisy"] != d["clean"]
+            d["name"] = name
+        else:
+            d = common.cifar10n(name)
+            d["name"] = "cifar10n-" + name
         if n:
             rng = np.random.default_rng(0)
             keep = np.sort(rng.choice(len(d["noisy"]), n, replace=False))
-            d = {k: (np.asarray(v)[keep] if k != "classes" else v) for k, v in d.items()}
-        d["name"] = "cifar10n-" + name
+            d = {k: (np.asarray(v)[keep] if k not in ("classes", "name") else v) for k, v in d.items()}
         d["filepath"] = [os.path.join(common.SHARED, "cifar10", "train", p.split("train/", 1)[-1])
                          for p in d["filepath"]]
+        d["set"] = name
         yield d
+
+
+def inject_noise(clean, classes, kind):
+    """Labels with ``kind`` = ``uniform-<pct>`` or ``pair-<pct>`` noise.
+
+    Exactly ``round(pct% * n)`` samples, picked at random with the seed
+    :data:`INJECTED_SEEDS` gives the set, get a wrong label: a uniformly
+    drawn other class (``uniform``) or the class :data:`CIFAR10_PAIRS` pairs
+    theirs with (``pair``).
+    """
+    mode, pct = kind.split("-")
+    rng = np.random.default_rng(INJECTED_SEEDS[kind])
+    flip = rng.choice(len(clean), int(round(int(pct) / 100 * len(clean))), replace=False)
+    noisy = clean.copy()
+    if mode == "uniform":
+        noisy[flip] = (clean[flip] + rng.integers(1, len(classes), len(flip))) % len(classes)
+    elif mode == "pair":
+        index = {c: i for i, c in enumerate(classes)}
+        noisy[flip] = [index[CIFAR10_PAIRS[classes[c]]] for c in clean[flip]]
+    else:
+        raise ValueError("unknown noise kind %r" % kind)
+    return noisy
 
 
 def fmnist_sets(kinds, n):
@@ -110,6 +200,7 @@ def fmnist_sets(kinds, n):
             "name": "fmnist-" + kind, "x": x[keep], "noisy": noisy[keep], "clean": clean[keep],
             "classes": classes, "is_noisy": (noisy != clean)[keep],
             "filepath": [os.path.join(root, rows[i]["filepath"]) for i in keep],
+            "set": "fmnist-" + kind,
         }
 
 
@@ -143,7 +234,7 @@ def cv_probabilities(x, y, seed=0):
     return cross_val_predict(model, x, y, cv=folds, method="predict_proba")
 
 
-def baselines(ds, d):
+def baselines(ds, d, mistakenness=True):
     """Confident Learning and FiftyOne mistakenness on 5-fold CV probabilities."""
     import fiftyone as fo
     import fiftyone.brain as fob
@@ -156,9 +247,11 @@ def baselines(ds, d):
     with common.Timer() as t, PeakRSS() as mem:
         issues = find_label_issues(d["noisy"], probs)
         quality = get_label_quality_scores(d["noisy"], probs)
-    out.append(dict(method="Confident Learning (cleanlab)", score=-quality, flagged=issues,
+    out.append(dict(method=CLEANLAB, score=-quality, flagged=issues,
                     suggestion=probs.argmax(1), seconds=t.seconds + t_cv.seconds,
                     peak_mb=max(mem.peak_mb, mem_cv.peak_mb), delta_mb=mem_cv.peak_mb - mem_cv.start_mb))
+    if not mistakenness:
+        return _printed(out)
 
     cls = d["classes"]
     ds.set_values("cv_predictions", [
@@ -169,45 +262,170 @@ def baselines(ds, d):
         fob.compute_mistakenness(ds, "cv_predictions", label_field="ground_truth",
                                  mistakenness_field="mistakenness", use_logits=True)
     mist = np.array(ds.values("mistakenness"), float)
-    out.append(dict(method="FiftyOne mistakenness", score=mist, flagged=mist > 0.5,
+    out.append(dict(method=MISTAKENNESS, score=mist, flagged=mist > 0.5,
                     suggestion=probs.argmax(1), seconds=t.seconds + t_cv.seconds,
                     peak_mb=mem.peak_mb, delta_mb=mem.peak_mb - mem.start_mb))
-    return out
+    return _printed(out)
 
 
-def run_detectors(ds, d, quick, only=None):
-    import fiftyone.operators as foo
-    from demo.detectors import DETECTORS, mark_verified
+def _printed(rows):
+    for r in rows:
+        print("  %s: %.1f s" % (r["method"], r["seconds"]), flush=True)
+    return rows
 
-    available = {op.name for op in foo.list_operators() if op.plugin_name == PLUGIN}
+
+def run_set(ds, d, quick, only=()):
+    """Every row of one set (module docstring, steps 1-4).
+
+    ``only``: restrict to these parts: ``fast`` (the fast preset and both
+    consensus runs), ``baselines`` (or one of them: ``cleanlab``,
+    ``mistakenness``), and operator names of the other detectors; empty =
+    all.
+    """
+    rows, ran = [], set()
+    if not only or "fast" in only:
+        found, ran = run_fast_preset(ds, d)
+        rows += found
+    else:
+        mark_verified_subset(ds, d)
+    if d["full"]:
+        rows += run_detectors(ds, d, quick, only, skip=ran | {CONSENSUS})
+    parts = {"cleanlab", "mistakenness"} if not only or "baselines" in only else only
+    if parts & {"cleanlab", "mistakenness"}:
+        rows += baselines(ds, d, mistakenness="mistakenness" in parts)
+        if "cleanlab" not in parts:
+            rows = [r for r in rows if r["method"] != CLEANLAB]
+    return rows
+
+
+def mark_verified_subset(ds, d):
+    """The fixed "verified by a human" subset: 100 per noisy class, seed 0."""
+    from demo.detectors import mark_verified
+
     verified, is_correct = common.verified_subset(d["noisy"], d["clean"], per_class=100, seed=0)
     ids = np.array(ds.values("id"))
     mark_verified(ds, ids[verified], is_correct)
+
+
+def run_fast_preset(ds, d):
+    """``find_label_issues(preset="fast")`` with no verified sample, then the
+    consensus again with the verified subset. Returns (rows, operators run)."""
+    import fiftyone.operators as foo
+    from demo.detectors import DETECTORS
+
+    readers = {op: (title, score_of, suggestion) for op, title, score_of, suggestion in DETECTORS}
+    rows, ran = [], set()
+    summary, seconds, mem, error = _run_operator(foo, "find_label_issues", ds, preset="fast")
+    print("  find_label_issues(preset=fast): %.1f s%s" % (seconds, " (%s)" % error if error else ""), flush=True)
+    if error:
+        mark_verified_subset(ds, d)
+        return [dict(method=NO_VERIFIED, seconds=seconds, peak_mb=mem.peak_mb,
+                     delta_mb=mem.peak_mb - mem.start_mb, error=error)], ran
+    consensus_seconds = 0.0
+    for step in summary.get("steps", []):
+        name = step["step"]
+        ran.add(name)
+        if name == CONSENSUS:
+            consensus_seconds = float(step.get("seconds") or 0.0)
+            continue
+        print("    %s: %s s, %s flagged" % (name, step.get("seconds"), step.get("num_flagged")), flush=True)
+        if name not in readers:  # a detector the suite cannot score yet
+            continue
+        title, score_of, suggestion = readers[name]
+        row = dict(method=title, seconds=float(step.get("seconds") or 0.0))
+        if step.get("num_flagged") is not None:
+            row["num_flagged"] = int(step["num_flagged"])
+        row.update(read_detector(ds, d, name, score_of, suggestion, {}))
+        rows.append(row)
+    rows.append(consensus_row(ds, d, NO_VERIFIED, summary, seconds, consensus_seconds, mem))
+
+    mark_verified_subset(ds, d)
+    detectors_seconds = seconds - consensus_seconds
+    summary, seconds, mem, error = _run_operator(foo, CONSENSUS, ds, verified_field="label_verified")
+    print("  %s with verified samples: %.1f s%s" % (CONSENSUS, seconds, " (%s)" % error if error else ""),
+          flush=True)
+    if error:
+        rows.append(dict(method=VERIFIED, seconds=seconds, peak_mb=mem.peak_mb,
+                         delta_mb=mem.peak_mb - mem.start_mb, error=error))
+    else:
+        rows.append(consensus_row(ds, d, VERIFIED, summary, detectors_seconds + seconds, seconds, mem))
+    return rows, ran
+
+
+def _run_operator(foo, op_name, ds, **params):
+    """(summary or None, seconds, PeakRSS, error text or None)."""
+    with common.Timer() as t, PeakRSS() as mem:
+        try:
+            summary = foo.get_operator("%s/%s" % (PLUGIN, op_name))(ds, **params)
+            error = None
+        except Exception as e:
+            summary, error = None, "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[-1][:160])
+    return summary, t.seconds, mem, error
+
+
+def consensus_row(ds, d, title, summary, seconds, consensus_seconds, mem):
+    """A consensus run read through its documented outputs: the fields
+    ``noise_score``, ``noise_flagged``, ``suggested_label``, the summary keys
+    ``noise_rate``, ``num_likely_wrong``, ``noise_rate_basis`` and the run
+    results' ``noise_estimate`` (model estimates ``anchors``,
+    ``confident_learning``)."""
+    from demo.detectors import numeric
+
+    score_field = summary.get("score_field") or "noise_score"
+    flag_field = summary.get("flag_field") or "noise_flagged"
+    row = dict(method=title, seconds=seconds, consensus_seconds=consensus_seconds,
+               peak_mb=mem.peak_mb, delta_mb=mem.peak_mb - mem.start_mb)
+    row.update(read_detector(ds, d, CONSENSUS, numeric(score_field), "suggested_label", {}))
+    if ds.has_field(flag_field):
+        row["flagged"] = np.array([bool(v) for v in ds.values(flag_field)])
+    results = ds.load_run_results(summary["run_key"], cache=False) if summary.get("run_key") else None
+    estimate = getattr(results, "noise_estimate", None) or summary.get("noise_estimate") or {}
+    row["estimate"] = dict(
+        noise_rate=summary.get("noise_rate"),
+        num_likely_wrong=summary.get("num_likely_wrong"),
+        anchors=estimate.get("anchors"),
+        confident_learning=estimate.get("confident_learning"),
+        basis=summary.get("noise_rate_basis") or estimate.get("source"),
+    )
+    missing = [k for k in ("noise_rate", "num_likely_wrong", "noise_estimate") if k not in summary]
+    missing += ["noise_estimate.%s" % k for k in ("anchors", "confident_learning") if k not in estimate]
+    if missing:
+        print("    %s: missing %s" % (title, ", ".join(missing)), flush=True)
+        row["missing_keys"] = missing
+    return row
+
+
+def read_detector(ds, d, op_name, score_of, suggestion_field, params):
+    """``score`` (higher = noisier), default ``flagged`` and ``suggestion``
+    (class indices, -1 = none) of a detector that has run on ``ds``."""
+    out = {"score": score_of(ds), "flagged": _flags(ds, op_name, params)}
+    if suggestion_field and ds.has_field(suggestion_field):
+        names = ds.values(suggestion_field + ".label") if _is_label(ds, suggestion_field) else ds.values(suggestion_field)
+        index = {c: i for i, c in enumerate(d["classes"])}
+        out["suggestion"] = np.array([index.get(v, -1) for v in names])
+    return out
+
+
+def run_detectors(ds, d, quick, only=(), skip=()):
+    """Each detector of ``demo.detectors.DETECTORS`` not in ``skip``, through its operator."""
+    import fiftyone.operators as foo
+    from demo.detectors import DETECTORS
+
+    available = {op.name for op in foo.list_operators() if op.plugin_name == PLUGIN}
     out = []
     for op_name, title, score_of, suggestion_field in DETECTORS:
-        if op_name not in available or (only and op_name not in only):
+        if op_name not in available or op_name in skip or (only and op_name not in only):
             continue
         params = dict(SUITE_PARAMS.get(op_name, {}))
         if quick:
             params.update(QUICK_PARAMS.get(op_name, {}))
-        with common.Timer() as t, PeakRSS() as mem:
-            try:
-                foo.get_operator("%s/%s" % (PLUGIN, op_name))(ds, **params)
-                error = None
-            except Exception as e:
-                error = "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[-1][:160])
-        row = dict(method=title, seconds=t.seconds, peak_mb=mem.peak_mb, delta_mb=mem.peak_mb - mem.start_mb)
-        print("  %s: %.1f s%s" % (title, t.seconds, " (%s)" % error if error else ""), flush=True)
+        _, seconds, mem, error = _run_operator(foo, op_name, ds, **params)
+        row = dict(method=title, seconds=seconds, peak_mb=mem.peak_mb, delta_mb=mem.peak_mb - mem.start_mb)
+        print("  %s: %.1f s%s" % (title, seconds, " (%s)" % error if error else ""), flush=True)
         if error:
             row["error"] = error
-            out.append(row)
-            continue
-        row["score"] = score_of(ds)
-        row["flagged"] = _flags(ds, op_name, params)
-        if suggestion_field and ds.has_field(suggestion_field):
-            names = ds.values(suggestion_field + ".label") if _is_label(ds, suggestion_field) else ds.values(suggestion_field)
-            index = {c: i for i, c in enumerate(d["classes"])}
-            row["suggestion"] = np.array([index.get(v, -1) for v in names])
+        else:
+            row.update(read_detector(ds, d, op_name, score_of, suggestion_field, params))
         out.append(row)
     return out
 
@@ -221,7 +439,6 @@ SUITE_PARAMS = {
 
 QUICK_PARAMS = {  # smaller settings so that the CI harness run stays short
     "compute_training_value": {"episodes": 5},
-    "compute_dupes": {"rounds": 2, "threshold": 2},
 }
 
 
@@ -253,10 +470,17 @@ def _flags(ds, op_name, params):
 
 
 def score_rows(rows, d):
-    table = []
+    """The JSON rows of a set (module docstring) and the consensus rows'
+    reliability diagrams ``{method: reliability(...)}``."""
+    table, calibration = [], {}
+    n = len(d["noisy"])
+    wrong = d["is_noisy"]
     for r in rows:
-        entry = {"method": r["method"], "seconds": round(r["seconds"], 1),
-                 "peak RSS MB": round(r["peak_mb"]), "+RSS MB": round(r["delta_mb"])}
+        entry = {"method": r["method"], "seconds": round(r["seconds"], 1)}
+        if r.get("consensus_seconds") is not None:
+            entry["consensus_seconds"] = round(r["consensus_seconds"], 1)
+        if "peak_mb" in r:
+            entry.update({"peak RSS MB": round(r["peak_mb"]), "+RSS MB": round(r["delta_mb"])})
         if "error" in r:
             entry["error"] = r["error"]
             table.append(entry)
@@ -264,59 +488,117 @@ def score_rows(rows, d):
         score = np.asarray(r["score"], float)
         ok = np.isfinite(score)
         flagged = r.get("flagged")
-        m = common.detection_scores(d["is_noisy"][ok], score[ok], None if flagged is None else np.asarray(flagged)[ok])
-        entry.update({k: m[k] for k in ("auroc", "auprc", "precision_at_k")})
+        m = common.detection_scores(wrong[ok], score[ok], None if flagged is None else np.asarray(flagged)[ok])
+        entry.update({k: m[k] for k in ("auroc", "auprc", "precision_at_k", "precision_top1pct")})
         for k in ("precision", "recall", "f1"):
             if k in m:
                 entry[k] = float(m[k])
-        if r.get("suggestion") is not None:
-            wrong = d["is_noisy"]
+        num_flagged = int(np.asarray(flagged, bool).sum()) if flagged is not None else r.get("num_flagged")
+        if num_flagged is not None:
+            entry["num_flagged"] = int(num_flagged)
+            entry["flagged_share"] = num_flagged / n
+        if r.get("suggestion") is not None and wrong.any():
             entry["suggestion acc (wrong labels)"] = float((r["suggestion"][wrong] == d["clean"][wrong]).mean())
-        table.append(entry)
-    return table
+        if "estimate" in r:
+            e = r["estimate"]
+            entry.update(noise_rate_est=e["noise_rate"], num_likely_wrong=e["num_likely_wrong"],
+                         noise_rate_anchors=e["anchors"], noise_rate_cl=e["confident_learning"],
+                         noise_rate_basis=e["basis"])
+            if r.get("missing_keys"):
+                entry["missing_keys"] = r["missing_keys"]
+            calibration[r["method"]] = reliability(score, wrong)
+            entry["calibration_max_gap"] = calibration[r["method"]]["max_gap"]
+            entry["mean_noise_score"] = calibration[r["method"]]["mean_score"]
+        table.append({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in entry.items()})
+    return table, calibration
 
 
-COLUMNS = ["method", "auroc", "auprc", "precision_at_k", "precision", "recall", "f1",
-           "suggestion acc (wrong labels)", "seconds", "peak RSS MB", "+RSS MB", "error"]
+def reliability(score, is_wrong, bins=10, min_count=50):
+    """Reliability diagram of a score read as P(label wrong).
+
+    ``bins`` equal-width bins of the score on [0, 1]: per bin its sample
+    count, mean score (predicted) and share of truly wrong labels
+    (observed); ``max_gap``: the largest |predicted - observed| over bins
+    holding at least ``min_count`` samples.
+    """
+    score = np.asarray(score, float)
+    ok = np.isfinite(score)
+    s, y = np.clip(score[ok], 0.0, 1.0), np.asarray(is_wrong, bool)[ok]
+    which = np.minimum((s * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        m = which == b
+        out.append(dict(lo=b / bins, hi=(b + 1) / bins, count=int(m.sum()),
+                        predicted=float(s[m].mean()) if m.any() else None,
+                        observed=float(y[m].mean()) if m.any() else None))
+    gaps = [abs(r["predicted"] - r["observed"]) for r in out if r["count"] >= min_count]
+    return dict(bins=out, max_gap=max(gaps) if gaps else None, min_count=min_count,
+                mean_score=float(s.mean()) if len(s) else None)
+
+
+COLUMNS = ["method", "auroc", "auprc", "precision_at_k", "precision_top1pct", "precision", "recall", "f1",
+           "num_flagged", "flagged_share", "suggestion acc (wrong labels)", "noise_rate_est",
+           "noise_rate_anchors", "noise_rate_cl", "calibration_max_gap", "seconds", "consensus_seconds",
+           "peak RSS MB", "+RSS MB", "error"]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sets", default=None, help="comma list, e.g. worst,random1,fmnist-uniform-20")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI: %s on %d-sample subsets" % (", ".join(QUICK_SETS), QUICK_N))
+    parser.add_argument("--sets", default=None,
+                        help="comma list among %s" % ", ".join(ALL_SETS))
     parser.add_argument("--n", type=int, default=None, help="subsample each set to N samples")
-    parser.add_argument("--only", default="", help="comma list of operator names; skips the baselines")
+    parser.add_argument("--only", default="",
+                        help="comma list of parts: fast (fast preset + both consensus runs), "
+                             "baselines (or cleanlab, mistakenness), operator names of the other "
+                             "detectors; default all")
+    parser.add_argument("--all-detectors-on", default=",".join(ALL_DETECTORS_ON),
+                        help="comma list of sets on which Training-ValueNet, CleanNet and SCAN run "
+                             "too ('original' = the eight CIFAR-10N and Fashion-MNIST sets, "
+                             "'none'); default %(default)s")
     parser.add_argument("--tag", default="", help="results file suffix (suite_<tag>.json), to split a full run")
     args = parser.parse_args(argv)
+    everything = set(args.all_detectors_on.replace("original", ",".join(ORIGINAL_SETS)).split(","))
 
+    sets = list(QUICK_SETS if args.quick else ALL_SETS)
+    n = args.n or (QUICK_N if args.quick else None)
+    if args.sets:
+        sets = args.sets.split(",")
+    unknown = [s for s in sets if s not in ALL_SETS]
+    if unknown:
+        parser.error("unknown set(s) %s; choose among %s" % (", ".join(unknown), ", ".join(ALL_SETS)))
     common.private_database()
     import fiftyone as fo
 
     fo.config.show_progress_bars = False
-    if args.quick:
-        sets, n = ["worst"], args.n or 3000
-    else:
-        sets = ["random1", "random2", "random3", "worst",
-                "fmnist-uniform-20", "fmnist-uniform-40", "fmnist-asym-20", "fmnist-asym-40"]
-        n = args.n
-    if args.sets:
-        sets = args.sets.split(",")
     cifar = [s for s in sets if not s.startswith("fmnist")]
     fmnist = [s[len("fmnist-"):] for s in sets if s.startswith("fmnist")]
     datasets = list(cifar_sets(cifar, n)) + (list(fmnist_sets(fmnist, n)) if fmnist else [])
+    only = set(filter(None, args.only.split(",")))
 
-    report = {"quick": args.quick, "sets": {}}
+    report = {"quick": args.quick, "sets": {}, "cifar10_pairs": CIFAR10_PAIRS,
+              "injected_seeds": INJECTED_SEEDS}
     name = "suite_quick" if args.quick else "suite" + ("_" + args.tag if args.tag else "")
     for d in datasets:
+        d["full"] = d["set"] in everything
         print("== %s: %d samples, %.1f%% noisy" % (d["name"], len(d["noisy"]), 100 * d["is_noisy"].mean()), flush=True)
-        ds = load_into_fiftyone(d)
-        only = set(filter(None, args.only.split(",")))
-        rows = run_detectors(ds, d, args.quick, only) + ([] if only else baselines(ds, d))
-        table = score_rows(rows, d)
+        cpu_start = sum(os.times()[:2])
+        with common.Timer() as t_set:
+            with common.Timer() as t_load:
+                ds = load_into_fiftyone(d)
+            rows = run_set(ds, d, args.quick, only)
+            table, calibration = score_rows(rows, d)
+            ds.delete()
         print(common.markdown_table(table, [c for c in COLUMNS if any(c in t for t in table)]), flush=True)
-        report["sets"][d["name"]] = {"n": int(len(d["noisy"])), "noise_rate": float(d["is_noisy"].mean()),
-                                     "rows": table, "roc": _roc_points(rows, d)}
-        ds.delete()
+        print("  (set: %.1f s, load %.1f s)" % (t_set.seconds, t_load.seconds), flush=True)
+        report["sets"][d["name"]] = {
+            "n": int(len(d["noisy"])), "noise_rate": float(d["is_noisy"].mean()),
+            "num_wrong": int(d["is_noisy"].sum()), "all_detectors": bool(d["full"]),
+            "seconds": round(t_set.seconds, 1), "load_seconds": round(t_load.seconds, 1),
+            "cpu_seconds": round(sum(os.times()[:2]) - cpu_start, 1),  # this process, all threads
+            "rows": table, "roc": _roc_points(rows, d), "calibration": calibration,
+        }
         path = common.save(name, report)  # after every set, so a long run keeps what it measured
     print("wrote", path)
     failed = sorted({r["method"] for entry in report["sets"].values() for r in entry["rows"] if "error" in r})
@@ -329,6 +611,8 @@ def _roc_points(rows, d):
     from sklearn.metrics import roc_curve
 
     curves = {}
+    if not 0 < d["is_noisy"].sum() < len(d["is_noisy"]):  # no ROC on a clean set
+        return curves
     for r in rows:
         if "score" not in r:
             continue

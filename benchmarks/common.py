@@ -73,18 +73,24 @@ def verified_subset(noisy, clean, per_class=100, seed=0, classes=None):
 
 
 def detection_scores(is_noisy, score, flagged=None):
-    """AUROC/AUPRC of ``score`` (higher = noisier) and P/R/F1 of ``flagged``."""
+    """AUROC/AUPRC of ``score`` (higher = noisier), its precision at K (K =
+    the true number of wrong labels) and in its top 1%, and P/R/F1 of
+    ``flagged``. Metrics that need both classes are NaN when there is one."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     is_noisy = np.asarray(is_noisy, bool)
     score = np.asarray(score, float)
+    both = 0 < is_noisy.sum() < len(is_noisy)  # else AUROC/AUPRC are undefined
     out = {
-        "auroc": float(roc_auc_score(is_noisy, score)),
-        "auprc": float(average_precision_score(is_noisy, score)),
+        "auroc": float(roc_auc_score(is_noisy, score)) if both else float("nan"),
+        "auprc": float(average_precision_score(is_noisy, score)) if both else float("nan"),
     }
     k = int(is_noisy.sum())
-    top = np.argsort(-score, kind="stable")[:k]
-    out["precision_at_k"] = float(is_noisy[top].mean()) if k else float("nan")
+    order = np.argsort(-score, kind="stable")
+    out["precision_at_k"] = float(is_noisy[order[:k]].mean()) if k else float("nan")
+    # what a user reviewing the top 1% finds (0 on a clean set: all false alarms)
+    top1 = max(1, int(np.ceil(0.01 * len(score))))
+    out["precision_top1pct"] = float(is_noisy[order[:top1]].mean()) if len(score) else float("nan")
     if flagged is not None:
         flagged = np.asarray(flagged, bool)
         tp = float((flagged & is_noisy).sum())
@@ -119,10 +125,12 @@ def machine():
 
 
 def markdown_table(rows, columns=None):
-    """A GitHub markdown table from a list of dicts (floats: 3 decimals below 10, else 1)."""
+    """A GitHub markdown table from a list of dicts (floats: 3 decimals below 10, else 1; None: "–")."""
     columns = columns or list(rows[0])
 
     def fmt(v):
+        if v is None:
+            return "–"
         if isinstance(v, float):
             return "%.1f" % v if abs(v) >= 10 else "%.3f" % v
         return str(v)

@@ -5,8 +5,9 @@ database).
 
 - ``--quick`` (``make bench-quick``, CI): the suite on a 3,000-sample subset
   and the scaling sweep on small sizes, so the harness cannot rot (~5 min);
-- default (``make bench``): the full suite (all noise sets, every detector and
-  baseline) and the scaling sweep (~1 hour on 2 cores);
+- default (``make bench``): the full suite (every set and column of
+  ``bench_suite.py``), the scaling sweep and the object benchmark (target
+  ~75 min on 2 cores);
 - ``--scale`` (``make bench-scale``): the 1,000,000-sample test;
 - ``--methods`` (``make bench-methods``): each method's own benchmark
   (ablations and parameter sweeps);
@@ -86,16 +87,9 @@ def write_report():
         m = suite["machine"]
         lines += ["Machine: %s, %s cores, Python %s, torch %s (%s threads), run %s." %
                   (m["cpu"], m["cores"], m["python"], m["torch"], m["torch_threads"], m["date"]), ""]
-        lines += ["## Detection (all methods, same data)", ""]
-        plots = _roc_plots(suite)
-        for name, entry in suite["sets"].items():
-            lines += ["### %s (%d samples, %.1f%% wrong labels)" % (name, entry["n"], 100 * entry["noise_rate"]), ""]
-            from bench_suite import COLUMNS
+        from suite_report import section
 
-            cols = [c for c in COLUMNS if any(c in r for r in entry["rows"])]
-            lines += [common.markdown_table(entry["rows"], cols), ""]
-            if name in plots:
-                lines += ["![ROC %s](%s)" % (name, plots[name]), ""]
+        lines += section(suite, _roc_plots(suite))
     scaling = _load("scaling")
     if scaling:
         lines += ["## Scaling (synthetic blobs, 256-d)", "",
@@ -142,7 +136,7 @@ def write_report():
             rows = [_flat_row(r) for r in rows]
             columns = list(dict.fromkeys(c for r in rows for c in r))
             lines += ["%s:" % key, "", common.markdown_table(rows, columns), ""]
-    lines += ["Reproduce: `make bench` (suite and scaling, about an hour on 2 cores), "
+    lines += ["Reproduce: `make bench` (suite, scaling and objects, about 75 min on 2 cores), "
               "`make bench-scale` (1M samples), `make bench-methods` (per-method), "
               "`make bench-all` (all three) or `make bench-quick` (CI subset).", ""]
     with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
@@ -171,6 +165,7 @@ def _merged_suites():
         data = json.load(open(path))
         if merged is None:
             merged = {"machine": data["machine"], "sets": {}}
+        merged.update((k, v) for k, v in data.items() if k not in ("machine", "sets", "quick"))
         for name, entry in data["sets"].items():  # a later file adds/replaces rows by method
             if name not in merged["sets"]:
                 merged["sets"][name] = entry
@@ -179,6 +174,7 @@ def _merged_suites():
             new_methods = {r["method"] for r in entry["rows"]}
             old["rows"] = [r for r in old["rows"] if r["method"] not in new_methods] + entry["rows"]
             old.setdefault("roc", {}).update(entry.get("roc", {}))
+            old.setdefault("calibration", {}).update(entry.get("calibration", {}))
     return merged
 
 

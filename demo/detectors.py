@@ -36,6 +36,7 @@ def label_disagreement(field, label_field="ground_truth"):
 
 DETECTORS = [
     ("compute_knn_disagreement", "kNN disagreement", numeric("knn_disagreement"), "knn_label"),
+    ("compute_label_quality", "Label quality", numeric("label_quality", -1.0), "predicted_label"),
     ("compute_training_value", "Training-ValueNet", numeric("training_value", -1.0), None),
     ("compute_cleannet_similarity", "CleanNet", numeric("cleannet_similarity", -1.0), None),
     ("compute_dupes", "Dupes", numeric("dupe_count"), "dupe_label"),

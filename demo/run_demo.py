@@ -55,6 +55,34 @@ def _verify_some(dataset, seed=0):
     dataset.select(validated).tag_samples("validated")
 
 
+def noise_rate_lines(summary, num_samples, true_rate=None):
+    """The consensus' estimate of the share of wrong labels (and the truth,
+    when known) and how many samples ``noise_flagged`` marks."""
+    lines = []
+    rate = summary.get("noise_rate")
+    if rate is None:
+        lines.append("Consensus: no noise-rate estimate (no input with class probabilities)")
+    else:
+        text = "Consensus: estimated noise rate %.1f%% (~%s wrong labels; basis: %s" % (
+            100 * rate, summary.get("num_likely_wrong", "?"), summary.get("noise_rate_basis", "?"))
+        interval = summary.get("noise_rate_interval")
+        if interval:
+            text += "; 95%% interval %.1f-%.1f%%" % (100 * interval[0], 100 * interval[1])
+        text += ")"
+        if true_rate is not None:
+            text += " vs true %.1f%%" % (100 * true_rate)
+        lines.append(text)
+        estimate = summary.get("noise_estimate") or {}
+        models = [(k, estimate[k]) for k in ("anchors", "confident_learning") if estimate.get(k) is not None]
+        if models:
+            lines.append("  model-based estimates (no verified sample needed): " + ", ".join(
+                "%s %.1f%%" % (k, 100 * v) for k, v in models))
+    flagged = summary.get("num_flagged")
+    if flagged is not None:
+        lines.append("  flagged (noise_flagged): %d samples (%.1f%%)" % (flagged, 100.0 * flagged / max(num_samples, 1)))
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset-dir", help="your own <dir>/<class>/<image> tree")
@@ -89,6 +117,7 @@ def main():
         foo.get_operator(PLUGIN + "/compute_embeddings")(dataset, weights=args.weights)
 
     rows = []
+    consensus = None
     for op_name, title, score_of, _ in DETECTORS:
         if op_name not in available:
             continue
@@ -102,6 +131,8 @@ def main():
         except Exception as e:  # keep the demo going; report the failure
             rows.append({"method": title, "flagged": "failed", "auroc": str(e).strip().splitlines()[-1][:120], "seconds": ""})
             continue
+        if op_name == "compute_noise_score":
+            consensus = summary
         row = {
             "method": title,
             "flagged": summary.get("num_flagged", "-"),
@@ -121,6 +152,10 @@ def main():
         noisy = dataset.count_values("is_noisy").get(True, 0)
         print("Dataset '%s': %d samples, %d (%.1f%%) truly mislabeled (CIFAR-10N '%s')"
               % (name, len(dataset), noisy, 100.0 * noisy / len(dataset), args.noisy_column))
+    if consensus is not None:
+        true_rate = noisy / len(dataset) if knows_truth else None
+        for line in noise_rate_lines(consensus, len(dataset), true_rate):
+            print(line)
     print()
     print("| method | flagged | AUROC (finding wrong labels) | seconds |")
     print("|---|---|---|---|")
