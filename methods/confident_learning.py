@@ -29,13 +29,14 @@ calibrated joint, prune-by-noise-rate; every class keeps at least one sample
 (the paper's "never remove all of a class" rule, cleanlab's
 ``min_examples_per_class=1``).
 
-:func:`noise_posterior` turns the estimated joint into a per-sample
-probability that the given label is wrong (Bayes' rule under the paper's
-class-conditional noise model, with the model's probabilities standing in
-for the true-class posterior), and :func:`anchor_noise_rates` gives a second
-estimate of the per-class noise that does not count the model's own
-confusion as noise (it assumes noise does not depend on how hard a sample
-is). How each behaves on which data is measured in BENCHMARKS.md.
+:func:`anchor_transition` gives a second estimate of the noise, the whole
+transition matrix from anchor points (Patrini et al. 2017), that does not
+count the model's own confusion as noise (it assumes noise does not depend
+on how hard a sample is), and :func:`noise_posterior` turns a transition
+matrix into a per-sample probability that the given label is wrong (Bayes'
+rule under the paper's class-conditional noise model, with the model's
+probabilities standing in for the true-class posterior). How each behaves
+on which data is measured in BENCHMARKS.md.
 
 No FiftyOne here: numpy arrays in, arrays out.
 """
@@ -203,7 +204,7 @@ def prune_by_noise_rate(probabilities, labels, joint):
     return is_issue, margin
 
 
-def noise_posterior(probabilities, labels, transition):
+def noise_posterior(probabilities, labels, transition, return_share=False):
     """Probability that each given label is wrong, by Bayes' rule.
 
     Under class-conditional noise ``p(ỹ = i | y* = j) = T[j][i]``, with the
@@ -215,7 +216,8 @@ def noise_posterior(probabilities, labels, transition):
     Returns ``(p_wrong float (n,), likely_true int (n,))``: the probability
     that the label is wrong and the most probable *other* true class
     (``argmax_{j != ỹ} p̂_j(x) T[j][ỹ]``: the model's belief weighted by how
-    often class j is mislabeled as ỹ).
+    often class j is mislabeled as ỹ). With ``return_share=True`` a third
+    array: that class's share of the posterior of the other classes.
     """
     p = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -229,37 +231,95 @@ def noise_posterior(probabilities, labels, transition):
     others[rows, labels] = -np.inf
     # a pair never seen in the joint still gets the model's own ranking
     others = np.where(np.isfinite(others), others + 1e-9 * p, others)
-    return np.clip(1.0 - p_clean, 0.0, 1.0), others.argmax(axis=1)
+    likely_true = others.argmax(axis=1)
+    p_wrong = np.clip(1.0 - p_clean, 0.0, 1.0)
+    if not return_share:
+        return p_wrong, likely_true
+    other_total = np.where(np.isfinite(others), others, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(other_total > 0, others[rows, likely_true] / other_total, 0.0)
+    return p_wrong, likely_true, share
 
 
 def anchor_noise_rates(probabilities, labels, quantile=0.05, min_anchors=200):
     """Per-class noise estimated on each class's most confident samples.
 
-    For class ``j``, the ``quantile * n / k`` samples with the highest
-    ``p̂_j(x)`` are taken as *anchors* (almost surely of true class ``j``;
-    Patrini et al. 2017, "Making deep neural networks robust to label
-    noise"); because ``p̂`` is out of sample, their own given labels did not
-    pick them, so the share of anchors not labelled ``j`` estimates how often
-    class ``j`` is mislabeled. The model's confusion on hard samples is not
-    counted (unlike the confident joint), but noise that mostly hits hard
-    samples (as human noise does) is underestimated.
+    The rates of :func:`anchor_transition` (see there). Returns ``(rate,
+    per_class)``: the estimated overall noise rate (weighted by the given
+    class frequencies) and an array (k,) of per-class rates.
+    """
+    found = anchor_transition(probabilities, labels, quantile, min_anchors)
+    return found["rate"], found["per_class"]
+
+
+def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smoothing=1.0):
+    """The noise transition matrix from anchor points (Patrini et al. 2017).
+
+    For class ``j``, the ``quantile * n / k`` samples (raised towards
+    ``min_anchors``, at most a quarter of an average class) with the highest
+    ``p̂_j(x)`` are taken as *anchors*: almost surely of true class ``j``
+    ("Making deep neural networks robust to label noise: a loss correction
+    approach", CVPR 2017). Because ``p̂`` is out of sample, their own given
+    labels did not pick them, so the given labels of class ``j``'s anchors
+    estimate row ``j`` of ``T[j][i] = p(ỹ = i | y* = j)``: how often, and
+    into which classes, class ``j`` is mislabeled. The classifier's confusion
+    on hard samples is not counted (unlike Confident Learning's confident
+    joint), but noise that mostly hits hard samples (as human noise does) is
+    underestimated.
+
+    Two small-count corrections, both standard:
+
+    - each row's noise rate ``ρ_j`` is shrunk towards the mean rate by
+      empirical Bayes (a beta-binomial method of moments: the spread of the
+      ``ρ_j`` beyond binomial sampling noise decides how much a class keeps
+      its own rate), so 0 of 250 anchors wrong does not make a class
+      "never mislabeled";
+    - the off-diagonal counts get ``smoothing`` (1: add-one, Laplace) pseudo
+      counts per cell, so an unseen confusion is unlikely, not impossible;
+      with few errors the row stays close to uniform noise.
 
     Returns:
-        ``(rate, per_class)``: the estimated overall noise rate (weighted by
-        the given class frequencies) and an array (k,) of per-class rates
+        a dict with ``transition`` float (k, k) (rows = true class, sum 1),
+        ``per_class`` (k,) shrunk rates ``ρ_j``, ``raw_per_class`` (k,),
+        ``rate`` (overall, weighted by the given class frequencies),
+        ``num_anchors`` per class and ``shrinkage`` (0 = own rates, 1 = all
+        equal)
     """
     p = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     n, k = p.shape
-    # at least ``min_anchors`` per class (fewer make the rate a coin toss),
-    # at most half of an average class
-    take = max(1, min(max(int(round(quantile * n / k)), min_anchors), n // (2 * k) or 1))
-    per_class = np.zeros(k)
+    # ``quantile`` of an average class, raised towards ``min_anchors`` (fewer
+    # make the rate a coin toss) but never beyond a quarter of an average
+    # class: deeper anchors are no longer sure of their class (on small
+    # datasets the classifier's confusion would count as noise)
+    per_class_size = n / max(k, 1)
+    take = max(int(round(quantile * per_class_size)), min_anchors)
+    take = max(1, min(take, int(round(per_class_size / 4)), n))
+    counts = np.zeros((k, k))
     for j in range(k):
-        top = np.argpartition(-p[:, j], min(take, n) - 1)[:take]
-        per_class[j] = float((labels[top] != j).mean())
+        top = np.argpartition(-p[:, j], take - 1)[:take]
+        counts[j] = np.bincount(labels[top], minlength=k)
+    raw = 1.0 - np.diag(counts) / take
+    mean = float(raw.mean())
+    sampling = max(mean * (1.0 - mean) / take, 1e-12)
+    between = max(float(raw.var()) - sampling, 0.0)
+    shrinkage = sampling / (sampling + between)
+    rates = shrinkage * mean + (1.0 - shrinkage) * raw
+    transition = np.zeros((k, k))
+    for j in range(k):
+        off = counts[j] + smoothing
+        off[j] = 0.0
+        transition[j] = off / off.sum() * rates[j] if k > 1 else 0.0
+        transition[j, j] = 1.0 - rates[j]
     prior = np.bincount(labels, minlength=k) / max(n, 1)
-    return float((prior * per_class).sum()), per_class
+    return dict(
+        transition=transition,
+        per_class=rates,
+        raw_per_class=raw,
+        rate=float((prior * rates).sum()),
+        num_anchors=int(take),
+        shrinkage=float(shrinkage),
+    )
 
 
 def shift_to_mean(p_wrong, target_mean, tol=1e-6):

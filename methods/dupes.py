@@ -192,9 +192,9 @@ def _take(features, rows):
 
 
 def _device(device):
-    import torch
+    from .linear import torch_device
 
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return torch_device(device)
 
 
 def _standardise(train, test):
@@ -205,31 +205,13 @@ def _standardise(train, test):
 
 def _fit_predict_logreg(x_train, y_train, x_test, num_classes, seed=0, device=None,
                         l2=1e-2, max_iter=50):
-    """Multinomial logistic regression, full-batch L-BFGS (deterministic)."""
-    import torch
+    """Multinomial logistic regression, full-batch L-BFGS (deterministic;
+    :func:`methods.linear.fit_logreg`)."""
+    from .linear import fit_logreg, logreg_log_proba
 
-    dev = _device(device)
     x_train, x_test = _standardise(x_train, x_test)
-    x = torch.as_tensor(x_train, device=dev)
-    y = torch.as_tensor(y_train, device=dev)
-    weight = torch.zeros(x.shape[1], num_classes, device=dev, requires_grad=True)
-    bias = torch.zeros(num_classes, device=dev, requires_grad=True)
-    optimiser = torch.optim.LBFGS(
-        [weight, bias], lr=1, max_iter=max_iter, history_size=10,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure():
-        optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ weight + bias, y)
-        loss = loss + 0.5 * l2 * (weight * weight).sum()
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    with torch.no_grad():
-        logits = torch.as_tensor(x_test, device=dev) @ weight + bias
-    return torch.softmax(logits, dim=1).cpu().numpy()
+    params = fit_logreg(x_train, y_train, num_classes, l2=l2, max_iter=max_iter, device=device)
+    return np.exp(logreg_log_proba(x_test, params)).astype(np.float32)
 
 
 def _fit_predict_sklearn_logreg(x_train, y_train, x_test, num_classes, seed=0,
@@ -247,8 +229,9 @@ def _fit_predict_sklearn_logreg(x_train, y_train, x_test, num_classes, seed=0,
 
 def _fit_predict_mlp(x_train, y_train, x_test, num_classes, seed=0, device=None,
                      hidden=256, epochs=15, batch_size=256, lr=1e-3,
-                     weight_decay=1e-4):
-    """One-hidden-layer MLP trained with Adam on mini-batches."""
+                     weight_decay=1e-4, sample_weight=None):
+    """One-hidden-layer MLP trained with Adam on mini-batches
+    (``sample_weight``: per-sample weights of the log loss)."""
     import torch
 
     dev = _device(device)
@@ -257,6 +240,7 @@ def _fit_predict_mlp(x_train, y_train, x_test, num_classes, seed=0, device=None,
     x_train, x_test = _standardise(x_train, x_test)
     x = torch.as_tensor(x_train)
     y = torch.as_tensor(y_train)
+    sw = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, np.float32))
     model = torch.nn.Sequential(
         torch.nn.Linear(x.shape[1], hidden),
         torch.nn.ReLU(),
@@ -271,8 +255,12 @@ def _fit_predict_mlp(x_train, y_train, x_test, num_classes, seed=0, device=None,
             rows = order[start:start + batch_size]
             optimiser.zero_grad()
             loss = torch.nn.functional.cross_entropy(
-                model(x[rows].to(dev)), y[rows].to(dev)
+                model(x[rows].to(dev)), y[rows].to(dev),
+                reduction="mean" if sw is None else "none",
             )
+            if sw is not None:
+                batch_w = sw[rows].to(dev)
+                loss = (loss * batch_w).sum() / batch_w.sum().clamp_min(1e-12)
             loss.backward()
             optimiser.step()
     model.eval()

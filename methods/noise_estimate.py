@@ -7,45 +7,61 @@ labels and, optionally, human verdicts. Steps:
 
 1. **Pool the evidence** (:func:`pool_probabilities`): the log-linear pool
    ``p(x) ∝ Π_m p_m(x)^w_m`` with non-negative exponents fitted by the log
-   loss of the *given* labels (stacking with the noisy labels as targets).
-   A useless source gets weight ~0, so the pool predicts the given labels at
-   least as well as its best source; a handful of weights cannot memorise a
-   label, and every source is already out of sample.
+   loss of the *given* labels (stacking with the noisy labels as targets;
+   every source is already out of sample). The pool is kept only if it
+   predicts held-out given labels better than its best single source (2-fold
+   cross-fitted weights); otherwise that source alone is used, so a weak
+   source can never drag the evidence below the best one.
 2. **Confident Learning** on the pooled probabilities
    (:mod:`methods.confident_learning`): the estimated joint of given and
    true labels, per class and per class pair.
-3. **The noise rate**. With at least ``min_verified`` verified samples drawn
-   at random (an audit) — or, failing that, all verified samples — the
-   share found wrong, with a 95% Wilson interval: unbiased when the sample
-   was random. Without verified samples, ``estimator`` says which model-based
-   estimate is used:
+3. **Per-sample probability that the label is wrong**: samples are ranked
+   by Bayes' rule under class-conditional noise,
+   ``p(y* ≠ ỹ | x, ỹ) = 1 - p̂_ỹ(x) T[ỹ][ỹ] / Σ_j p̂_j(x) T[j][ỹ]``, with the
+   transition matrix ``T`` of the anchor points
+   (:func:`methods.confident_learning.anchor_transition`): a disagreement
+   along a pair that is often confused in the labels (cat → dog) is more
+   likely a label error than one the labels never make, and a class whose
+   labels are rarely wrong needs stronger evidence. (``ranking=
+   "self_confidence"`` ranks by ``1 - p̂_ỹ(x)`` alone.) Then calibrated:
 
-   - ``"anchors"`` (default):
-     :func:`methods.confident_learning.anchor_noise_rates`, which does not
-     count the classifier's confusion as noise but underestimates noise that
-     mostly hits hard samples (human noise);
-   - ``"confident_learning"``: the off-diagonal count of the
-     confident joint (Confident Learning's estimate of the number of label
-     issues). It also counts samples the classifier confidently gets wrong
-     although their label is right, so with weak embeddings it
-     *overestimates* low noise rates (measured in BENCHMARKS.md).
+   - with 10+ verified wrong and 10+ verified right samples, a logistic
+     (Platt) map of the score fitted on the verdicts. Reviewers verify the
+     highest scores first, so verdicts are not a random sample; but they are
+     selected *on the score*, and ``p(wrong | score)`` is what Platt fits, so
+     the selection does not bias it;
+   - otherwise a monotone shift on the logit scale so that the
+     probabilities add up to the estimated number of wrong labels.
 
-   The default is the one that does not raise false alarms on clean data,
-   where they hurt most.
+   A threshold of 0.5 then reads "more likely wrong than right".
+4. **The noise rate**, first of:
 
-   Both are always computed and recorded, so the user sees the range.
-4. **Per-sample probability that the label is wrong**: ranked by the pooled
-   self-confidence ``1 - p̂_ỹ(x)`` (or, ``ranking="posterior"``, by Bayes'
-   rule under the estimated class-pair noise,
-   :func:`methods.confident_learning.noise_posterior`), then calibrated: with 10+ verified wrong and 10+ verified right, a
-   logistic (Platt) fit on the verified samples; otherwise a monotone shift
-   on the logit scale so that the probabilities add up to the estimated
-   number of wrong labels. A threshold of 0.5 then reads "more likely wrong
-   than right".
-5. **Suggestion**: the most probable class other than the given one (what
-   the label should be if it is wrong), with confidence ``p(wrong) *
-   p̂_j / sum_{i != ỹ} p̂_i``: the probability that the label is wrong *and*
-   the true class is the suggested one.
+   - an **audit** (a uniform random sample reviewed, ``audited``) with at
+     least ``min_verified`` verdicts: the share found wrong, with a 95%
+     Wilson interval (unbiased: the sample was random);
+   - **verdicts** enough to calibrate (step 3): the mean calibrated
+     probability over all samples, with a 95% bootstrap interval over the
+     verdicts;
+   - a **model-based estimate**, ``estimator``:
+
+     - ``"anchors"`` (default,
+       :func:`methods.confident_learning.anchor_transition`): the share
+       mislabeled among each class's most confident samples. It does not
+       count the classifier's confusion as noise (no false alarms on clean
+       data, where they hurt most) but underestimates noise that mostly
+       hits hard samples, as human noise does;
+     - ``"confident_learning"``: the off-diagonal count of the confident
+       joint (Confident Learning's number of label issues). It also counts
+       samples the classifier confidently gets wrong although their label is
+       right, so with weak embeddings it *overestimates* low noise rates.
+
+     Both are always computed and recorded: the truth is usually between
+     them, and an audit of ~100 samples settles it.
+5. **Suggestion**: the most probable true class other than the given one
+   under the same posterior (``argmax_{j ≠ ỹ} p̂_j(x) T[j][ỹ]``: what the
+   label should be if it is wrong), with confidence ``p(wrong)`` times that
+   class's share of the other classes' posterior: the probability that the
+   label is wrong *and* the true class is the suggested one.
 
 No FiftyOne here.
 """
@@ -53,51 +69,99 @@ No FiftyOne here.
 import numpy as np
 
 from .confident_learning import (
-    anchor_noise_rates,
+    anchor_transition,
     confident_learning,
     noise_posterior,
     shift_to_mean,
 )
 
 ESTIMATORS = ("anchors", "confident_learning")
-RANKINGS = ("self_confidence", "posterior")
+RANKINGS = ("posterior", "self_confidence")
 
 
-def pool_probabilities(probabilities, labels):
-    """Log-linear pool of probability matrices, weights fitted on the labels.
+def pool_probabilities(probabilities, labels, seed=0):
+    """Log-linear pool of probability matrices, weights fitted on the labels
+    (:func:`methods.out_of_sample.log_linear_pool`), kept only when it beats
+    the best single source on held-out given labels (module doc, step 1).
 
     Args:
         probabilities: dict name -> float array (n, k), rows sum to 1
         labels: int array (n,) of given labels
+        seed (0): the 2-fold split of the comparison
 
     Returns:
-        ``(pooled float (n, k), weights dict name -> float >= 0)``
+        ``(pooled float (n, k), weights dict name -> float >= 0)``; a source
+        left out has weight 0
     """
-    from scipy.optimize import minimize
+    from .out_of_sample import log_linear_pool
 
-    names = list(probabilities)
-    if not names:
+    if not probabilities:
         raise ValueError("pool_probabilities needs at least one matrix")
     labels = np.asarray(labels, dtype=np.int64)
-    logs = [np.log(np.clip(np.asarray(probabilities[m], np.float64), 1e-6, 1.0)) for m in names]
-    if len(logs) == 1:
-        return _softmax(logs[0]), {names[0]: 1.0}
-    rows = np.arange(len(labels))
+    logs = {
+        m: np.log(np.clip(np.asarray(p, np.float64), 1e-6, 1.0)) for m, p in probabilities.items()
+    }
+    log_pooled, weights = log_linear_pool(logs, labels)
+    if len(logs) > 1:
+        best = _best_single_source(logs, labels, seed)
+        if best is not None:
+            log_pooled, weight = log_linear_pool({best: logs[best]}, labels)
+            weights = {m: (weights[m] if m == best else 0.0) for m in logs}
+    return np.exp(log_pooled), weights
 
-    def loss(w):
-        z = sum(wi * lp for wi, lp in zip(w, logs))
-        z = z - z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(z).sum(axis=1))
-        value = -(z[rows, labels] - log_norm).mean()
-        soft = np.exp(z - log_norm[:, None])
-        grad = [-(lp[rows, labels] - (soft * lp).sum(axis=1)).mean() for lp in logs]
-        return value, np.array(grad)
 
-    start = np.full(len(logs), 1.0 / len(logs))
-    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(logs))
-    weights = np.clip(fit.x, 0.0, None)
-    pooled = _softmax(sum(w * lp for w, lp in zip(weights, logs)))
-    return pooled, {m: float(w) for m, w in zip(names, weights)}
+def _best_single_source(logs, labels, seed):
+    """The source whose held-out log loss beats the pool's, or None.
+
+    Both are scored with 2-fold cross-fitting: the pool weights (and a
+    single source's scale) are fitted on one half and scored on the other.
+    """
+    from .out_of_sample import log_linear_pool
+
+    rng = np.random.default_rng(seed)
+    half = rng.random(len(labels)) < 0.5
+    names = list(logs)
+    losses = dict.fromkeys(names + [None], 0.0)
+    for fit_rows in (half, ~half):
+        test = ~fit_rows
+        rows = np.arange(int(test.sum()))
+        for name in names + [None]:
+            sources = logs if name is None else {name: logs[name]}
+            _, w = log_linear_pool({m: v[fit_rows] for m, v in sources.items()}, labels[fit_rows])
+            z = sum(w[m] * sources[m][test] for m in sources)
+            z = z - z.max(axis=1, keepdims=True)
+            z = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            losses[name] -= z[rows, labels[test]].sum()
+    best = min(names, key=losses.get)
+    return best if losses[best] <= losses[None] else None
+
+
+def model_wrong_probability(probabilities, labels, estimator="anchors"):
+    """Probability that each label is wrong, from the model alone (no verdicts).
+
+    The anchors' Bayes posterior shifted on the logit scale to the
+    ``estimator``'s noise rate (module doc, steps 3-4), as
+    :func:`estimate_label_noise` computes it without verdicts. Returns
+    ``(p_wrong float (n,), rate)``.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    anchors = anchor_transition(p, labels)
+    rate = anchors["rate"] if estimator == "anchors" else model_noise_rates(p, labels)[0][estimator]
+    posterior, _ = noise_posterior(p, labels, anchors["transition"])
+    return shift_to_mean(posterior, rate), rate
+
+
+def model_noise_rates(probabilities, labels, cl=None):
+    """``({estimator: rate}, anchors)`` for :data:`ESTIMATORS`; ``anchors``
+    is :func:`methods.confident_learning.anchor_transition`'s result."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if cl is None:
+        cl = confident_learning(p, labels)
+    joint = cl["confident_joint"]
+    anchors = anchor_transition(p, labels)
+    cl_rate = float(joint.sum() - np.trace(joint)) / max(len(labels), 1)
+    return {"anchors": anchors["rate"], "confident_learning": cl_rate}, anchors
 
 
 def estimate_label_noise(
@@ -106,10 +170,12 @@ def estimate_label_noise(
     verified=None,
     audited=None,
     estimator="anchors",
-    ranking="self_confidence",
+    ranking="posterior",
     class_names=None,
     min_verified=50,
     min_calibration=10,
+    score=None,
+    seed=0,
 ):
     """The noise estimate and per-sample probabilities (module docstring).
 
@@ -122,23 +188,27 @@ def estimate_label_noise(
             their verdicts estimate the rate when at least ``min_verified``
             of them are verified
         estimator ("anchors"): one of :data:`ESTIMATORS`, used when there
-            are too few verified samples
-        ranking ("self_confidence"): what orders the samples before
-            calibration: ``1 - p̂_ỹ(x)`` (robust; best on uniform noise) or
-            ``posterior`` (Bayes under the estimated class-pair noise; better
-            when errors follow class pairs, e.g. human noise)
+            are neither audit nor enough verdicts
+        ranking ("posterior"): what orders the samples before
+            calibration: ``posterior`` (Bayes' rule under the anchors'
+            transition matrix) or ``self_confidence`` (``1 - p̂_ỹ(x)``)
         class_names (None): names for the per-class and pair summaries
-        min_verified (50): verified samples needed for a verified rate
+        min_verified (50): audit verdicts needed for an audited rate
         min_calibration (10): verified wrong *and* right needed to calibrate
             on verdicts (Platt) instead of the estimated rate
+        score (None): float (n,) to rank by instead of ``ranking`` (higher =
+            more likely wrong; e.g. a consensus whose weights were learned
+            from verdicts); calibrated the same way
+        seed (0): the pool comparison's split and the bootstrap
 
     Returns:
         a dict with ``p_wrong`` (n,) calibrated probabilities, ``suggested``
         (n,) int and ``suggested_confidence`` (n,), ``pooled`` (n, k),
-        ``pool_weights``, and ``estimate``: a JSON-ready dict with ``rate``,
-        ``count``, ``source``, ``interval`` (95%, verified only),
-        ``per_class``, ``pairs``, ``confident_learning`` and ``anchors``
-        (each estimator's own rate), ``calibration``
+        ``pool_weights``, ``confident_learning`` (the full result), and
+        ``estimate``: a JSON-ready dict with ``rate``, ``count``, ``source``,
+        ``interval`` (95%, from verdicts only), ``per_class``, ``pairs``,
+        ``confident_learning`` and ``anchors`` (each model estimator's own
+        rate), ``calibration``
     """
     if estimator not in ESTIMATORS:
         raise ValueError("estimator must be one of %s, got %r" % (ESTIMATORS, estimator))
@@ -148,54 +218,55 @@ def estimate_label_noise(
 
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
-    pooled, pool_weights = pool_probabilities(probabilities, labels)
+    rows = np.arange(n)
+    pooled, pool_weights = pool_probabilities(probabilities, labels, seed=seed)
     k = pooled.shape[1]
     names = list(class_names) if class_names is not None else list(range(k))
     cl = confident_learning(pooled, labels, k, names)
-    anchor_rate, anchor_per_class = anchor_noise_rates(pooled, labels)
-    # Confident Learning's count of issues: off-diagonal of the confident joint
-    cl_rate = float(cl["confident_joint"].sum() - np.trace(cl["confident_joint"])) / max(n, 1)
-    model_rates = {"confident_learning": cl_rate, "anchors": anchor_rate}
+    model_rates, anchors = model_noise_rates(pooled, labels, cl)
+    posterior, likely_true, share = noise_posterior(
+        pooled, labels, anchors["transition"], return_share=True
+    )
+    if score is not None:
+        p_raw = np.clip(np.asarray(score, np.float64), 0.0, 1.0)
+    elif ranking == "posterior":
+        p_raw = posterior
+    else:
+        p_raw = 1.0 - pooled[rows, labels]
 
     verified = np.full(n, -1) if verified is None else np.asarray(verified)
     audited = np.zeros(n, bool) if audited is None else np.asarray(audited, bool)
-    interval = None
-    reviewed_audit = verified[audited & (verified >= 0)]
-    reviewed_all = verified[verified >= 0]
-    if len(reviewed_audit) >= min_verified:
-        pool, source = reviewed_audit, "audit (%d verified at random)" % len(reviewed_audit)
-    elif len(reviewed_all) >= min_verified:
-        pool, source = reviewed_all, "verified (%d samples)" % len(reviewed_all)
-    else:
-        pool, source = None, estimator
-    if pool is not None:
-        wrong = int((pool == 1).sum())
-        rate = wrong / len(pool)
-        interval = list(wilson_interval(wrong, len(pool)))
-    else:
-        rate = model_rates[estimator]
-
-    rows = np.arange(n)
-    if ranking == "posterior":
-        p_raw, _ = noise_posterior(pooled, labels, cl["transition"])
-    else:
-        p_raw = 1.0 - pooled[rows, labels]
-    others = pooled.copy()
-    others[rows, labels] = -1.0
-    likely_true = others.argmax(axis=1)
+    audit_verdicts = verified[audited & (verified >= 0)]
     num_wrong, num_right = int((verified == 1).sum()), int((verified == 0).sum())
-    if num_wrong >= min_calibration and num_right >= min_calibration:
+    platt = num_wrong >= min_calibration and num_right >= min_calibration
+    interval = None
+    if len(audit_verdicts) >= min_verified:
+        wrong = int((audit_verdicts == 1).sum())
+        rate = wrong / len(audit_verdicts)
+        interval = list(wilson_interval(wrong, len(audit_verdicts)))
+        source = "audit (%d verified at random)" % len(audit_verdicts)
+    elif platt:
+        rate, interval = None, list(_bootstrap_rate(p_raw, verified, seed))
+        source = "verdicts (%d wrong, %d right; calibrated)" % (num_wrong, num_right)
+    else:
+        rate, source = model_rates[estimator], estimator
+
+    if platt:
         p_wrong = platt_calibrate(p_raw, verified)
         calibration = "platt on %d verified wrong, %d verified right" % (num_wrong, num_right)
+        if rate is None:
+            rate = float(p_wrong.mean())
+        else:  # the audit's unbiased rate, the verdicts' shape
+            p_wrong = shift_to_mean(p_wrong, rate)
+            calibration += ", shifted to the audited rate"
     else:
         p_wrong = shift_to_mean(p_raw, rate)
         calibration = "logit shift to the estimated rate (%s)" % source
+
     # the per-class/pair shape of the joint, scaled to the estimated rate
     q = cl["joint"]
     cl_off = max(1.0 - float(np.trace(q)), 1e-12)
-    pairs = [
-        [g, t, int(round(c / (n * cl_off) * rate * n))] for g, t, c in cl["pairs"]
-    ] if cl["pairs"] else []
+    pairs = [[g, t, int(round(c / (n * cl_off) * rate * n))] for g, t, c in cl["pairs"]]
     pairs = [p for p in pairs if p[2] >= 1]
     row_wrong = np.zeros(k)
     np.add.at(row_wrong, labels, p_wrong)
@@ -203,8 +274,6 @@ def estimate_label_noise(
     per_class = {
         names[i]: float(row_wrong[i] / counts[i]) if counts[i] else 0.0 for i in range(k)
     }
-    others = np.clip(others, 0.0, None)
-    share = others[rows, likely_true] / np.clip(others.sum(axis=1), 1e-12, None)
     # P(label wrong and the true class is the suggested one)
     confidence = p_wrong * share
     estimate = dict(
@@ -214,10 +283,10 @@ def estimate_label_noise(
         interval=interval,
         per_class=per_class,
         pairs=pairs,
-        confident_learning=cl_rate,
+        confident_learning=model_rates["confident_learning"],
         confident_learning_calibrated=float(1.0 - np.trace(q)),
-        anchors=anchor_rate,
-        anchors_per_class={names[i]: float(anchor_per_class[i]) for i in range(k)},
+        anchors=model_rates["anchors"],
+        anchors_per_class={names[i]: float(anchors["per_class"][i]) for i in range(k)},
         calibration=calibration,
         num_samples=n,
     )
@@ -230,6 +299,30 @@ def estimate_label_noise(
         estimate=estimate,
         confident_learning=cl,
     )
+
+
+def _bootstrap_rate(score, verified, seed, draws=200):
+    """95% interval of the mean Platt-calibrated probability, resampling
+    the verdicts (the calibration's only source of uncertainty here)."""
+    verified = np.asarray(verified)
+    known = np.flatnonzero(verified >= 0)
+    rng = np.random.default_rng(seed)
+    # the mean over at most 100,000 scores (its own sampling error is ~0.1%)
+    population = np.asarray(score)
+    if len(population) > 100_000:
+        population = population[rng.choice(len(population), 100_000, replace=False)]
+    means = []
+    for _ in range(draws):
+        pick = known[rng.integers(0, len(known), len(known))]
+        if (verified[pick] == 1).any() and (verified[pick] == 0).any():
+            fitted = platt_calibrate(
+                np.concatenate([score[pick], population]),
+                np.concatenate([verified[pick], np.full(len(population), -1)]),
+            )
+            means.append(fitted[len(pick):].mean())
+    if not means:
+        return 0.0, 1.0
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def platt_calibrate(score, verified):
@@ -261,9 +354,3 @@ def label_probabilities(given, predicted, confidence, num_classes):
     out[np.flatnonzero(has), predicted[has]] = conf[has]
     out[~has] = 1.0 / k
     return out
-
-
-def _softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -1,48 +1,68 @@
-"""Out-of-sample class probabilities by cross-fitting.
+"""Out-of-sample class probabilities by cross-fitting, re-weighted once.
 
 Every label-noise method that asks "does the model believe this label?"
 needs the model's probabilities for a sample *from a model that never saw
-that sample's label* — otherwise the model has memorised the wrong label and
+that sample's label*: otherwise the model has memorised the wrong label and
 believes it (Northcutt et al., "Confident Learning", JAIR 2021, section 4:
 "out-of-sample predicted probabilities via cross-validation").
 
-Cross-fitting: the samples are split into ``folds`` stratified folds; for
-each fold a classifier is trained on the other folds (with the given, noisy
-labels as targets) and predicts the held-out fold. Every sample gets exactly
-one prediction from a model that did not train on it. ``rounds > 1`` repeats
-this with different shuffles and averages the probabilities (less variance
-from one unlucky split).
+**Cross-fitting.** The samples are split into ``folds`` stratified folds;
+for each fold a classifier is trained on the other folds (with the given,
+noisy labels as targets) and predicts the held-out fold, so every sample
+gets exactly one prediction from a model that did not train on it.
+``rounds > 1`` repeats this with other shuffles and averages the
+log-probabilities (less variance from one unlucky split).
 
-Classifiers on embeddings (``model=``):
+**Classifiers** (``model=``):
 
-- ``"logreg"`` (default): multinomial logistic regression on standardised
-  embeddings, full-batch L-BFGS in torch (deterministic; 50,000 x 256, 5
-  folds: seconds on 2 cores). The ridge penalty ``l2`` is chosen on the
-  first fold from a small grid by held-out log loss unless given.
-- ``"mlp"``: one hidden layer (ReLU), Adam, mini-batches, weight decay.
-- ``"knn"``: the label distribution of the ``k`` nearest neighbours
-  (cosine), add-one smoothed; out-of-sample by construction (a sample is not
-  its own neighbour), so it needs no folds.
-- ``"ensemble"``: the log-linear pool of ``logreg`` and ``knn``
-  (``p ∝ p_logreg^a * p_knn^b``), with ``a, b`` fitted by log loss on the
-  given labels — a two-parameter stack that cannot memorise labels.
+- ``"ensemble"`` (default): logistic regression and kNN label votes, pooled
+  log-linearly (``p ∝ p_logreg^a · p_knn^b``, ``a, b >= 0`` fitted by the
+  log loss of the given labels: a two-parameter stack that cannot memorise
+  labels). The two err differently (a global linear boundary vs local
+  neighbourhoods), so the pool ranks label errors better than either.
+- ``"logreg"``: multinomial logistic regression on standardised embeddings
+  (:mod:`methods.linear`, full-batch L-BFGS, deterministic); the ridge
+  penalty ``l2`` is picked on the first fold from :data:`L2_GRID` by
+  held-out log loss unless given.
+- ``"mlp"``: one hidden layer (ReLU), Adam, mini-batches (slower; an option
+  for embeddings where a linear boundary is too weak).
+- ``"knn"``: the add-one smoothed label distribution of the ``k`` nearest
+  neighbours (cosine on standardised embeddings); out of sample by
+  construction (a sample is not its own neighbour), so it needs no folds.
+  ``k`` is picked from :data:`K_GRID` by the log loss of the given labels
+  unless given.
 
-Finally the probabilities are *temperature-scaled* (one scalar fitted by log
-loss on the given labels, Guo et al. 2017), so that on average a
+**Re-weighting** (``reweight=1``, the default): noisy labels pull a
+classifier towards them, which hides exactly the errors we look for. After
+the first pass every sample gets the weight ``1 - p(wrong)``, its label's
+probability of being right as the consensus would estimate it from this pass
+without verdicts (:func:`methods.noise_estimate.model_wrong_probability`),
+and the classifiers are fitted again, on the same folds, with those sample
+weights (weighted log loss; weighted kNN votes). Likely mislabeled samples
+then barely teach the model their wrong label: the training-on-cleaned-data
+step of Confident Learning, done softly so that no threshold is needed.
+(Weighting by the raw self-confidence ``p̂(ỹ | x)`` instead would also
+down-weight the many hard but correct samples of a weak embedding, which
+costs precision at low noise.) The held-out sample's own label still never
+enters its own prediction.
+
+**Calibration.** The final probabilities are temperature-scaled (one scalar
+fitted by log loss on the given labels, Guo et al. 2017), so that a
 probability of 0.7 for the given label means the given label agrees with the
 model 70% of the time. One parameter cannot memorise a label.
 
-The classifiers are Dupes' (:mod:`methods.dupes`), so both methods train
-the same models. No FiftyOne here; torch and faiss are imported inside the
-functions.
+No FiftyOne here; torch and faiss are imported inside the functions.
 """
 
 import numpy as np
 
-MODELS = ("logreg", "mlp", "knn", "ensemble")
+MODELS = ("ensemble", "logreg", "mlp", "knn")
 
 #: ridge penalties tried for ``logreg`` when ``l2`` is not given
-L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+L2_GRID = (1e-1, 1e-2, 1e-3, 1e-4)
+
+#: neighbour counts tried for the kNN votes when ``k`` is not given
+K_GRID = (10, 20, 40)
 
 
 def out_of_sample_probabilities(
@@ -51,16 +71,17 @@ def out_of_sample_probabilities(
     num_classes=None,
     folds=5,
     rounds=1,
-    model="logreg",
+    model="ensemble",
     l2=None,
-    k=10,
+    k=None,
+    reweight=1,
     calibrate=True,
     seed=51,
     device=None,
     progress=None,
     neighbours=None,
 ):
-    """Cross-fitted class probabilities of every sample.
+    """Cross-fitted class probabilities of every sample (see module doc).
 
     Args:
         embeddings: float array (n, d)
@@ -68,17 +89,20 @@ def out_of_sample_probabilities(
         num_classes (None): number of classes (default ``labels.max() + 1``)
         folds (5): cross-fitting folds (Confident Learning's default)
         rounds (1): repetitions with different fold shuffles, averaged
-        model ("logreg"): one of :data:`MODELS`
+        model ("ensemble"): one of :data:`MODELS`
         l2 (None): ridge penalty of ``logreg``/weight decay of ``mlp``; None
             picks ``logreg``'s from :data:`L2_GRID` on the first fold
-        k (10): neighbours of ``knn`` / ``ensemble``
-        calibrate (True): temperature-scale the result (see module doc)
+        k (None): neighbours of the kNN votes; None picks from :data:`K_GRID`
+        reweight (1): extra passes fitted with the previous pass's
+            probability of each sample's own label as its weight (0: none)
+        calibrate (True): temperature-scale the result
         seed (51): fold shuffles and initialisations; same seed, same result
         device (None): torch device (default CUDA when available, else CPU)
         progress (None): optional ``callable(fraction, message)``
         neighbours (None): int array (n, >= k) of each row's cosine nearest
             neighbours (self excluded, nearest first), e.g. shared with kNN
-            disagreement; None computes them (``knn``/``ensemble`` only)
+            disagreement; None computes them on the standardised embeddings
+            (``knn``/``ensemble`` only)
 
     Returns:
         a dict with
@@ -90,7 +114,8 @@ def out_of_sample_probabilities(
         - ``accuracy``: share of samples whose given label is the predicted
           class (agreement with the noisy labels, out of sample)
         - ``log_loss``: mean held-out log loss of the given labels
-        - ``l2``, ``temperature``, ``pool_weights`` (ensemble): what was used
+        - ``l2``, ``k``, ``temperature``, ``pool_weights`` (ensemble),
+          ``passes`` (log loss and accuracy after each pass): what was used
     """
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
@@ -103,48 +128,72 @@ def out_of_sample_probabilities(
         raise ValueError("labels must lie in [0, %d)" % num_classes)
     if folds < 2:
         raise ValueError("folds must be >= 2, got %d" % folds)
-    counts = np.bincount(labels, minlength=num_classes)
+    if reweight < 0:
+        raise ValueError("reweight must be >= 0, got %d" % reweight)
     x = _standardise(np.asarray(embeddings, dtype=np.float32))
     report = progress or (lambda fraction, message="": None)
+    rows = np.arange(n)
     info = {}
+    assignments = [
+        stratified_folds(labels, folds, np.random.default_rng([int(seed), r]))
+        for r in range(rounds)
+    ]
+    use_fits = model in ("logreg", "ensemble", "mlp")
+    use_knn = model in ("knn", "ensemble")
+    passes = 1 + int(reweight)
+    fit_steps = passes * folds * rounds if use_fits else 0
+    done = [0]
 
-    if model == "knn":
-        log_p = np.log(knn_probabilities(x, labels, num_classes, k, neighbours))
-    else:
-        log_p = np.zeros((n, num_classes), dtype=np.float64)
-        fit = _fit_predict_mlp if model == "mlp" else _fit_predict_logreg
-        if model in ("logreg", "ensemble") and l2 is None:
-            l2 = _choose_l2(x, labels, num_classes, folds, seed, device)
-        l2 = 1e-4 if l2 is None else float(l2)
-        info["l2"] = l2
-        steps = folds * rounds
-        for r in range(rounds):
-            assignment = stratified_folds(labels, folds, np.random.default_rng([int(seed), r]))
-            for f in range(folds):
-                report((r * folds + f) / steps, "round %d/%d, fold %d/%d" % (r + 1, rounds, f + 1, folds))
-                test = assignment == f
-                if not test.any():
-                    continue
-                train_seed = int(np.random.default_rng([int(seed), r, f]).integers(2**31))
-                log_p[test] += fit(
-                    x[~test], labels[~test], x[test], num_classes,
-                    l2=l2, seed=train_seed, device=device,
-                )
-        log_p /= rounds
-        if model == "ensemble":
-            log_knn = np.log(knn_probabilities(x, labels, num_classes, k, neighbours))
-            weights = _fit_pool([log_p, log_knn], labels)
-            info["pool_weights"] = {"logreg": weights[0], "knn": weights[1]}
-            log_p = weights[0] * log_p + weights[1] * log_knn
-    log_p = _log_softmax(log_p)
-    temperature = 1.0
-    if calibrate:
-        temperature = _fit_temperature(log_p, labels)
+    def step(message):
+        report(done[0] / max(fit_steps + 2, 1), message)
+        done[0] += 1
+
+    if use_knn:
+        step("nearest neighbours")
+        if neighbours is None:
+            from .neighbours import cosine_neighbours
+
+            neighbours = cosine_neighbours(x, min(max(K_GRID) if k is None else int(k), n - 1))
+        neighbours = np.asarray(neighbours)
+        k = choose_k(labels, neighbours, num_classes) if k is None else min(int(k), neighbours.shape[1])
+        info["k"] = int(k)
+    if model in ("logreg", "ensemble"):
+        if l2 is None:
+            step("choosing the ridge penalty")
+            l2 = _choose_l2(x, labels, num_classes, assignments[0], device)
+        info["l2"] = float(l2)
+    elif model == "mlp":
+        info["l2"] = l2 = 1e-4 if l2 is None else float(l2)
+
+    weights, warm = None, {}
+    info["passes"] = []
+    for p in range(passes):
+        sources = {}
+        if use_fits:
+            sources[model if model != "ensemble" else "logreg"] = _cross_fit(
+                x, labels, num_classes, assignments, model, l2, weights, warm, seed, device,
+                lambda m, p=p: step("pass %d/%d, %s" % (p + 1, passes, m)),
+            )
+        if use_knn:
+            sources["knn"] = np.log(knn_probabilities(None, labels, num_classes, k, neighbours, weights))
+        log_p, pool_weights = log_linear_pool(sources, labels)
+        if len(sources) > 1:
+            info["pool_weights"] = pool_weights
+        temperature = _fit_temperature(log_p, labels) if calibrate else 1.0
         log_p = _log_softmax(log_p / temperature)
+        if p + 1 < passes:
+            from .noise_estimate import model_wrong_probability
+
+            p_wrong, _ = model_wrong_probability(np.exp(log_p), labels)
+            weights = 1.0 - p_wrong
+        info["passes"].append(dict(
+            log_loss=float(-log_p[rows, labels].mean()),
+            accuracy=float((log_p.argmax(axis=1) == labels).mean()),
+        ))
     report(1.0, "out-of-sample probabilities done")
     probs = np.exp(log_p).astype(np.float32)
-    rows = np.arange(n)
     predicted = probs.argmax(axis=1)
+    counts = np.bincount(labels, minlength=num_classes)
     info.update(
         probabilities=probs,
         self_confidence=probs[rows, labels],
@@ -170,20 +219,127 @@ def stratified_folds(labels, folds, rng):
     return assignment
 
 
-def knn_probabilities(x, labels, num_classes, k=10, neighbours=None):
-    """Add-one smoothed label distribution of each sample's k neighbours
-    (``neighbours``: precomputed indices, see
-    :func:`out_of_sample_probabilities`)."""
+def knn_probabilities(x, labels, num_classes, k=10, neighbours=None, weights=None):
+    """Smoothed (weighted) label distribution of each sample's k neighbours.
+
+    Args:
+        x: float array (n, d); only used when ``neighbours`` is None
+        labels: int array (n,)
+        num_classes: number of classes
+        k (10): neighbours that vote
+        neighbours (None): precomputed int (n, >= k) neighbour indices
+        weights (None): float (n,) vote weight of each sample as a neighbour
+
+    Returns:
+        float (n, num_classes): votes plus one vote spread over the classes
+        (no zero probability), normalised
+    """
     if neighbours is None:
         from .neighbours import cosine_neighbours
 
         neighbours = cosine_neighbours(x, k)
     neighbours = np.asarray(neighbours)[:, :k]
+    labels = np.asarray(labels)
     n = len(labels)
+    vote = np.ones(n) if weights is None else np.asarray(weights, np.float64)
     votes = np.zeros((n, num_classes), dtype=np.float64)
-    np.add.at(votes, (np.repeat(np.arange(n), neighbours.shape[1]), labels[neighbours].ravel()), 1.0)
-    votes += 1.0 / num_classes  # add-one (in total) smoothing: no zero probability
+    np.add.at(
+        votes,
+        (np.repeat(np.arange(n), neighbours.shape[1]), labels[neighbours].ravel()),
+        vote[neighbours].ravel(),
+    )
+    votes += 1.0 / num_classes  # one vote in total, spread: no zero probability
     return votes / votes.sum(axis=1, keepdims=True)
+
+
+def choose_k(labels, neighbours, num_classes, grid=K_GRID):
+    """The ``k`` of :data:`K_GRID` (capped by the neighbours available)
+    whose votes give the given labels the lowest log loss. Votes are out of
+    sample (no sample votes for itself), so this cannot reward memorising."""
+    labels = np.asarray(labels)
+    rows = np.arange(len(labels))
+    available = np.asarray(neighbours).shape[1]
+    candidates = sorted({min(int(k), available) for k in grid})
+    losses = {
+        k: -np.log(knn_probabilities(None, labels, num_classes, k, neighbours)[rows, labels]).mean()
+        for k in candidates
+    }
+    return min(losses, key=losses.get)
+
+
+def log_linear_pool(log_probabilities, labels):
+    """Log-linear pool ``log p ∝ Σ_m w_m log p_m``, ``w_m >= 0`` fitted by the
+    log loss of the given labels (a useless source gets ~0 weight; the pool
+    predicts the given labels at least as well as its best source).
+
+    Args:
+        log_probabilities: dict name -> float (n, k) log-probabilities
+        labels: int array (n,)
+
+    Returns:
+        ``(log_pooled float64 (n, k) normalised, weights dict name -> float)``
+    """
+    from scipy.optimize import minimize
+
+    names = list(log_probabilities)
+    if not names:
+        raise ValueError("log_linear_pool needs at least one source")
+    logs = [np.asarray(log_probabilities[m], np.float64) for m in names]
+    if len(logs) == 1:
+        return _log_softmax(logs[0]), {names[0]: 1.0}
+    labels = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(labels))
+
+    def loss(w):
+        z = _log_softmax(sum(wi * lp for wi, lp in zip(w, logs)))
+        soft = np.exp(z)
+        grad = [-(lp[rows, labels] - (soft * lp).sum(axis=1)).mean() for lp in logs]
+        return -z[rows, labels].mean(), np.array(grad)
+
+    start = np.full(len(logs), 1.0 / len(logs))
+    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(logs))
+    weights = np.clip(fit.x, 0.0, None)
+    pooled = _log_softmax(sum(w * lp for w, lp in zip(weights, logs)))
+    return pooled, {m: float(w) for m, w in zip(names, weights)}
+
+
+def _cross_fit(x, labels, num_classes, assignments, model, l2, weights, warm, seed,
+               device, step):
+    """Held-out log-probabilities of ``model`` averaged over the rounds.
+
+    ``warm`` maps (round, fold) to the previous pass's logistic-regression
+    parameters and is updated, so a re-weighted pass starts from them.
+    """
+    log_p = np.zeros((len(labels), num_classes), dtype=np.float64)
+    folds = int(assignments[0].max()) + 1
+    for r, assignment in enumerate(assignments):
+        for f in range(folds):
+            step("round %d/%d, fold %d/%d" % (r + 1, len(assignments), f + 1, folds))
+            test = assignment == f
+            if not test.any():
+                continue
+            train = ~test
+            w = None if weights is None else weights[train]
+            if model == "mlp":
+                from .dupes import fit_predict_probabilities
+
+                probs = fit_predict_probabilities(
+                    "mlp", x[train], labels[train], x[test], num_classes,
+                    seed=int(np.random.default_rng([int(seed), r, f]).integers(2**31)),
+                    device=device, weight_decay=l2, epochs=20, sample_weight=w,
+                )
+                log_p[test] += np.log(np.clip(probs.astype(np.float64), 1e-12, None))
+                continue
+            from .linear import fit_logreg, logreg_log_proba
+
+            params = fit_logreg(
+                x[train], labels[train], num_classes, l2=l2, sample_weight=w,
+                init=warm.get((r, f)), max_iter=100 if (r, f) not in warm else 50,
+                device=device,
+            )
+            warm[(r, f)] = params
+            log_p[test] += logreg_log_proba(x[test], params)
+    return log_p / len(assignments)
 
 
 def _standardise(x):
@@ -193,41 +349,18 @@ def _standardise(x):
     return (x - mean) / std
 
 
-def _fit_predict_logreg(x_train, y_train, x_test, num_classes, l2=1e-3, seed=0,
-                        device=None, max_iter=100):
-    """Held-out log-probabilities of a multinomial logistic regression
-    (Dupes' full-batch L-BFGS classifier, :mod:`methods.dupes`)."""
-    from .dupes import fit_predict_probabilities
+def _choose_l2(x, labels, num_classes, assignment, device):
+    """The :data:`L2_GRID` penalty with the lowest held-out log loss on fold 0
+    (walked from strong to weak, each fit warm-started from the last)."""
+    from .linear import fit_logreg, logreg_log_proba
 
-    probs = fit_predict_probabilities(
-        "logreg", x_train, y_train, x_test, num_classes,
-        seed=seed, device=device, l2=l2, max_iter=max_iter,
-    )
-    return np.log(np.clip(probs.astype(np.float64), 1e-12, None))
-
-
-def _fit_predict_mlp(x_train, y_train, x_test, num_classes, l2=1e-4, seed=0,
-                     device=None):
-    """Held-out log-probabilities of Dupes' one-hidden-layer MLP."""
-    from .dupes import fit_predict_probabilities
-
-    probs = fit_predict_probabilities(
-        "mlp", x_train, y_train, x_test, num_classes,
-        seed=seed, device=device, weight_decay=l2, epochs=20,
-    )
-    return np.log(np.clip(probs.astype(np.float64), 1e-12, None))
-
-
-def _choose_l2(x, labels, num_classes, folds, seed, device):
-    """The :data:`L2_GRID` penalty with the lowest held-out log loss (fold 0)."""
-    assignment = stratified_folds(labels, folds, np.random.default_rng([int(seed), 0]))
     test = assignment == 0
     rows = np.arange(int(test.sum()))
-    best, best_loss = L2_GRID[0], np.inf
+    best, best_loss, params = L2_GRID[0], np.inf, None
     for l2 in L2_GRID:
-        log_p = _fit_predict_logreg(x[~test], labels[~test], x[test], num_classes,
-                                    l2=l2, device=device, max_iter=60)
-        loss = -log_p[rows, labels[test]].mean()
+        params = fit_logreg(x[~test], labels[~test], num_classes, l2=l2, max_iter=40,
+                            init=params, device=device)
+        loss = -logreg_log_proba(x[test], params)[rows, labels[test]].mean()
         if loss < best_loss:
             best, best_loss = l2, loss
     return best
@@ -251,15 +384,3 @@ def _fit_temperature(log_p, labels):
         bounds=(np.log(0.05), np.log(20.0)), method="bounded",
     )
     return float(np.exp(fit.x))
-
-
-def _fit_pool(log_ps, labels):
-    """Non-negative exponents of a log-linear pool, by log loss."""
-    from scipy.optimize import minimize
-
-    def loss(w):
-        return _mean_nll(sum(wi * lp for wi, lp in zip(w, log_ps)), labels)
-
-    fit = minimize(loss, np.ones(len(log_ps)), method="L-BFGS-B",
-                   bounds=[(0.0, None)] * len(log_ps))
-    return [float(w) for w in fit.x]

@@ -67,6 +67,9 @@ _METHOD_KINDS = (
 
 VERIFIED_TAGS = ("verified:correct", "verified:wrong")
 
+#: verified wrong *and* verified right samples needed to learn weights
+MIN_VERIFIED_EACH = 10
+
 
 def discover_inputs(dataset, exclude=(), schema=None):
     """Detector outputs available on ``dataset``: ``{field: Evidence}``.
@@ -249,13 +252,14 @@ class ComputeNoiseScore(DetectorOperator):
             "noise_estimator",
             "anchors",
             "Noise-rate estimate",
-            "Without 50+ verified samples, how the share of wrong labels is "
+            "Without an audit or verdicts, how the share of wrong labels is "
             "estimated: anchors (share of mislabeled among each class's most "
             "confident samples: no false alarms from the classifier's own "
             "confusion, but low when errors hit hard samples) or "
             "confident_learning (Confident Learning's count: counts the "
             "classifier's confident mistakes too, so high on clean data). "
-            "An audit (start_label_audit) or 50+ verified samples replace both",
+            "An audit of 50+ samples (start_label_audit), or 10+ verified "
+            "wrong and 10+ verified right samples, replace both",
             choices=("anchors", "confident_learning"),
         ),
         Param(
@@ -272,8 +276,8 @@ class ComputeNoiseScore(DetectorOperator):
             "estimated_rate",
             "Flag",
             "estimated_rate: flag as many samples (highest noise score first) "
-            "as the estimated number of wrong labels (from verified samples "
-            "when there are 50+, else the noise-rate estimate). threshold: "
+            "as the estimated number of wrong labels (from an audit or the "
+            "verdicts when there are enough, else the noise-rate estimate). threshold: "
             "flag noise score > threshold (also used when no input has class "
             "probabilities to estimate from)",
             choices=("estimated_rate", "threshold"),
@@ -526,37 +530,46 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verifie
     and gives the calibrated probability that each label is wrong, the
     suggestion and the noise-rate estimate. With 10+ verified wrong and
     right samples, the rank consensus of every input (the pooled
-    probability included) learns the weights and is then calibrated on the
-    verdicts. ``score_mode="rank"`` writes the rank consensus instead.
+    probability included) learns the weights; that learned score is then
+    what the noise estimate calibrates on the verdicts. ``score_mode="rank"``
+    writes the rank consensus instead.
     """
     from ..methods.consensus import noise_consensus
-    from ..methods.noise_estimate import estimate_label_noise, platt_calibrate
+    from ..methods.noise_estimate import estimate_label_noise
     from .evidence import audited_mask, probability_evidence
 
     evidence, sources = probability_evidence(
         dataset, data.ids, data.y, data.classes, specs, suggestions
     )
     audited, audit_key = audited_mask(dataset, data.ids)
-    estimate = pool_weights = None
+    estimate = pool_weights = est = None
     scores = dict(scores)
+    options = dict(
+        verified=verified, audited=audited, estimator=params["noise_estimator"],
+        class_names=data.classes, seed=int(params["seed"]),
+    )
     if evidence:
-        est = estimate_label_noise(
-            evidence, data.y, verified=verified, audited=audited,
-            estimator=params["noise_estimator"], class_names=data.classes,
-        )
-        estimate = dict(est["estimate"], evidence=sources, audit_run=audit_key)
+        est = estimate_label_noise(evidence, data.y, **options)
         pool_weights = est["pool_weights"]
         scores["pooled_probabilities"] = est["p_wrong"]
-    found = noise_consensus(
-        scores, data.y, suggestions=suggestions, verified=verified,
-        normalisation=params["normalisation"], seed=params["seed"],
-    )
+    can_learn = min((verified == 1).sum(), (verified == 0).sum()) >= MIN_VERIFIED_EACH
+    if evidence and not can_learn and params["score_mode"] != "rank":
+        # nothing to learn weights from: the rank consensus would go unused
+        found = dict(weights_source="", verified_auc={}, normalisation=None)
+    else:
+        found = noise_consensus(
+            scores, data.y, suggestions=suggestions, verified=verified,
+            normalisation=params["normalisation"], seed=params["seed"],
+            min_verified=MIN_VERIFIED_EACH,
+        )
     learned = found["weights_source"].startswith("verified")
+    if evidence and learned:  # the learned ranking, calibrated on the verdicts
+        est = estimate_label_noise(evidence, data.y, score=found["noise_score"], **options)
+    if evidence:
+        estimate = dict(est["estimate"], evidence=sources, audit_run=audit_key)
     mode = params["score_mode"]
     if mode == "rank" or not evidence:
         noise, mode = found["noise_score"].astype(np.float64), "rank"
-    elif learned:
-        noise = platt_calibrate(found["noise_score"], verified)
     else:
         noise = est["p_wrong"]
     if evidence:

@@ -5,6 +5,7 @@ import pytest
 
 from methods.confident_learning import (
     anchor_noise_rates,
+    anchor_transition,
     confident_joint,
     confident_learning,
     noise_posterior,
@@ -119,3 +120,35 @@ def test_shift_to_mean_keeps_order():
     q = shift_to_mean(p, 0.1)
     assert q.mean() == pytest.approx(0.1, abs=1e-4)
     np.testing.assert_array_equal(np.argsort(p), np.argsort(q))
+
+
+def test_anchor_transition_recovers_a_known_transition_matrix():
+    """The anchors' T on class-pair noise: the posterior problem above has
+    anchors (the Dirichlet draws of a true class are sharply that class)."""
+    probs, given, true, prior = _noisy_posterior_problem(seed=2, concentration=300.0)
+    # the model's posterior p(ỹ | x) is T[y*]: its anchors for class j are
+    # the samples with the largest p̂_j, i.e. true class j
+    found = anchor_transition(probs, given, quantile=0.2)
+    # stated tolerance: each cell within 0.04 (add-one smoothing and the
+    # shrinkage of the per-class rates move small cells a little)
+    assert np.abs(found["transition"] - TRANSITION).max() < 0.04
+    np.testing.assert_allclose(found["transition"].sum(axis=1), 1.0)
+    true_rate = (given != true).mean()
+    assert found["rate"] == pytest.approx(true_rate, abs=0.02)
+
+
+def test_anchor_rates_are_shrunk_when_classes_differ_only_by_chance():
+    rng = np.random.default_rng(4)
+    n, k, rate = 20_000, 10, 0.01
+    true = rng.integers(0, k, n)
+    given = true.copy()
+    flip = rng.random(n) < rate
+    given[flip] = (true[flip] + rng.integers(1, k, flip.sum())) % k
+    probs = np.full((n, k), 0.01)
+    probs[np.arange(n), true] = 0.91
+    found = anchor_transition(probs, given)
+    # equal true rates: the spread between classes is binomial noise only,
+    # so every class gets (nearly) the mean rate, none gets 0
+    assert found["shrinkage"] > 0.8
+    assert found["per_class"].min() > 0.5 * found["per_class"].mean()
+    assert found["rate"] == pytest.approx((given != true).mean(), abs=0.005)

@@ -97,3 +97,52 @@ def test_label_probabilities_from_a_named_class():
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert p[0, 1] == pytest.approx(0.8)
     np.testing.assert_allclose(p[1], 1 / 3)
+
+
+def test_verdicts_on_the_top_flagged_still_estimate_the_rate():
+    """Reviewers verify the highest scores first: a biased sample, but one
+    selected on the score, so Platt's p(wrong | score) and the rate (its
+    mean over every sample) stay unbiased; an interval comes with it."""
+    x, true, noisy = _blobs(0.15, n=4000, seed=6)
+    probs = out_of_sample_probabilities(x, noisy, 5, model="logreg", seed=1)["probabilities"]
+    rows = np.arange(len(x))
+    order = np.argsort(probs[rows, noisy])  # least confident first
+    verified = np.full(len(x), -1)
+    top, rest = order[:300], order[300:]
+    picked = np.concatenate([top, np.random.default_rng(0).choice(rest, 100, replace=False)])
+    verified[picked] = (noisy != true)[picked].astype(int)
+    out = estimate_label_noise({"lq": probs}, noisy, verified=verified)
+    est = out["estimate"]
+    truth = (noisy != true).mean()
+    biased_share = (verified[picked] == 1).mean()
+    assert est["source"].startswith("verdicts")
+    assert biased_share > 1.5 * truth  # the naive share would be far off
+    assert est["rate"] == pytest.approx(truth, rel=0.25)
+    low, high = est["interval"]
+    assert low < est["rate"] < high
+    assert out["p_wrong"].mean() == pytest.approx(est["rate"])
+
+
+def test_reweighting_is_deterministic_and_reports_each_pass():
+    x, true, noisy = _blobs(0.3, n=3000, seed=7)
+    a = out_of_sample_probabilities(x, noisy, 5, model="ensemble", reweight=1, seed=2)
+    b = out_of_sample_probabilities(x, noisy, 5, model="ensemble", reweight=1, seed=2)
+    np.testing.assert_array_equal(a["probabilities"], b["probabilities"])
+    assert len(a["passes"]) == 2 and a["k"] in (10, 20, 40)
+    plain = out_of_sample_probabilities(x, noisy, 5, model="ensemble", reweight=0, seed=2)
+    wrong = noisy != true
+    # at 30% noise the re-weighted pass must not be worse than the first
+    assert roc_auc_score(wrong, -a["self_confidence"]) >= roc_auc_score(wrong, -plain["self_confidence"]) - 0.005
+
+
+def test_pool_keeps_the_best_source_when_the_other_only_adds_noise():
+    x, true, noisy = _blobs(0.1, n=3000, seed=8)
+    good = out_of_sample_probabilities(x, noisy, 5, model="logreg", seed=0)["probabilities"]
+    rng = np.random.default_rng(1)
+    # a source that is the given label, smeared: fits the labels in-sample
+    # only by chance patterns, no information about x
+    noise = rng.dirichlet(np.ones(5) * 0.3, len(x))
+    pooled, weights = pool_probabilities({"good": good, "noise": noise}, noisy)
+    rows = np.arange(len(x))
+    assert weights["noise"] == 0.0 or weights["noise"] < 0.05 * weights["good"]
+    assert -np.log(pooled[rows, noisy]).mean() <= -np.log(good[rows, noisy]).mean() + 1e-3
