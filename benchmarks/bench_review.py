@@ -186,6 +186,37 @@ def plot(rows, path):
     fig.savefig(path, dpi=110)
 
 
+TABLE_COLUMNS = ["set", "step", "reviewed", "auroc_before", "auroc_after", "p@100_after",
+                 "p@500_after", "p@K_before", "p@K_after", "left_wrong_after", "num_flagged",
+                 "noise_rate", "rate_basis"]
+AUDIT_COLUMNS = ["set", "audit_rate", "audit_low", "audit_high", "true_rate", "audit_covers"]
+SECTION_TITLE = "## Every verdict improves the score? (simulated review)"
+
+
+def section(payload, plot_path="benchmarks/results/review.png"):
+    """The BENCHMARKS.md section of a run (``results/review.json``)."""
+    rows = payload["rows"]
+    when = (payload.get("machine") or {}).get("date", "?")
+    n = rows[0]["n"] if rows else "?"
+    return "\n".join([
+        "`benchmarks/bench_review.py` (`make bench-methods`): CIFAR-10N, %s images, shared "
+        "MobileNetV2 embeddings. `find_label_issues` (preset fast), then a simulated reviewer "
+        "(answers = clean labels, through `record_verdict`: label right, or relabel with the "
+        "original kept) reviews the top 100, 200, 500 by the current score, then a uniform "
+        "audit of 100; `find_label_issues(rescore=True)` after each step. AUROC and precision "
+        "at K on the samples **not yet reviewed**, with the scores before (`_before`) and after "
+        "(`_after`) the re-score; `p@K`: K = wrong labels left. Run %s." % (f"{n:,}", when),
+        "",
+        common.markdown_table(rows, TABLE_COLUMNS),
+        "",
+        "Audit (95% Wilson interval) against the true share of wrong labels:",
+        "",
+        common.markdown_table([r for r in rows if "audit_rate" in r], AUDIT_COLUMNS),
+        "",
+        "![simulated review](%s)" % plot_path,
+    ])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--sets", default="random1,worst")
@@ -205,14 +236,8 @@ def main(argv=None):
         for label_set in args.sets.split(","):
             rows += run_set(label_set, args.n, op, review_mod, audit_mod)
         common.save(args.out, {"rows": rows, "n": args.n})
-        cols = ["set", "step", "reviewed", "auroc_before", "auroc_after", "p@100_after",
-                "p@500_after", "p@K_before", "p@K_after", "left_wrong_after", "num_flagged",
-                "noise_rate", "rate_basis"]
-        table = common.markdown_table(rows, cols)
-        audit = common.markdown_table(
-            [r for r in rows if "audit_rate" in r],
-            ["set", "audit_rate", "audit_low", "audit_high", "true_rate", "audit_covers"],
-        )
+        table = common.markdown_table(rows, TABLE_COLUMNS)
+        audit = common.markdown_table([r for r in rows if "audit_rate" in r], AUDIT_COLUMNS)
         with open(os.path.join(common.RESULTS, args.out + ".md"), "w") as f:
             f.write(table + "\n\n" + audit + "\n")
         plot(rows, os.path.join(common.RESULTS, args.out + ".png"))
