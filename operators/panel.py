@@ -322,6 +322,8 @@ class LabelNoisePanel(foo.Panel):
             return
         if message:
             ctx.ops.notify(message, variant="info")
+        if action in ("suggestion", "relabel", "undo"):
+            ctx.ops.reload_samples()  # the grid shows the labels as they are now
 
     def review_right(self, ctx):
         self._act(ctx, "correct", item_id=ctx.params.get("item_id"))

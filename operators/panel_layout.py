@@ -205,7 +205,7 @@ def _review(p, ctx, panel, base):
     top.btn("rescore", label="Re-score", on_click=p.rescore, variant="outlined")
     if kind == "audit" and queue.get("audit_key") in ctx.dataset.list_runs():
         est = ctx.dataset.load_run_results(queue["audit_key"], cache=False).estimate
-        panel.md(review.audit_summary(est), name="audit_estimate")
+        panel.md(review.audit_summary(est) + "\n\n" + _audit_use_note(est), name="audit_estimate")
     if current is None:
         panel.md("Every item of this %s has a verdict. **Re-score** to update the scores "
                  "with them, or go back to the overview." % kind, name="review_done")
@@ -249,6 +249,20 @@ def _review(p, ctx, panel, base):
         keys=sorted(review.KEYS) + list(review.DIGITS[: len(all_classes)]),
         hint=review.key_hint(all_classes),
     ))
+
+
+def _audit_use_note(estimate):
+    """When the consensus starts taking its noise rate from the audit."""
+    import inspect
+
+    from ..methods.noise_estimate import estimate_label_noise
+
+    needed = inspect.signature(estimate_label_noise).parameters["min_verified"].default
+    done = (estimate or {}).get("n") or 0
+    if done >= needed:
+        return "*Re-score*: the consensus takes its noise rate from this audit (%d reviewed)." % done
+    return ("The consensus takes its noise rate from the newest audit once %d of its samples "
+            "are reviewed (%d so far)." % (needed, done))
 
 
 def _dropdown(container, name, values, label, default, on_change):

@@ -243,6 +243,30 @@ def test_review_session_keys_undo_resume(scored):
     assert truth  # (clean labels available to the checks above)
 
 
+def test_review_sources_selected_and_view(scored):
+    ds = scored
+    p = _panel()
+    ctx = Ctx(ds)
+    p.on_load(ctx)
+    picked = ds.take(5, seed=2).values("id")
+    ctx.selected = picked
+    ctx.event(p, "on_change_review_source", value="selected")
+    ctx.event(p, "start_review")
+    queue = _module("record_label_verdict").load_queue(ds)
+    scores = dict(zip(*ds.select(picked).values(["id", "noise_score"])))
+    assert queue["ids"] == sorted(picked, key=lambda i: -scores[i])  # largest score first
+    assert queue["classes"] == ["cat", "dog", "frog", "ship"]
+    ctx.view = ds.match({"ground_truth.label": "dog"}).sort_by("filepath")
+    ctx.event(p, "on_change_review_source", value="view")
+    ctx.event(p, "start_review")
+    assert _module("record_label_verdict").load_queue(ds)["ids"] == ds.match(
+        {"ground_truth.label": "dog"}).sort_by("filepath").values("id")
+    ctx.selected = []
+    ctx.event(p, "on_change_review_source", value="selected")
+    ctx.event(p, "start_review")
+    assert ctx.ops.last("notify")[1][0] == "Select samples in the grid first"
+
+
 def test_audit_session_estimate(scored):
     from methods.audit import wilson_interval
 
