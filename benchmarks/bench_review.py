@@ -197,7 +197,7 @@ def section(payload, plot_path="benchmarks/results/review.png"):
     """The BENCHMARKS.md section of a run (``results/review.json``)."""
     rows = payload["rows"]
     when = (payload.get("machine") or {}).get("date", "?")
-    n = rows[0]["n"] if rows else "?"
+    n = rows[0].get("n", payload.get("n")) if rows else payload.get("n")
     return "\n".join([
         "`benchmarks/bench_review.py` (`make bench-methods`): CIFAR-10N, %s images, shared "
         "MobileNetV2 embeddings. `find_label_issues` (preset fast), then a simulated reviewer "
@@ -205,7 +205,7 @@ def section(payload, plot_path="benchmarks/results/review.png"):
         "original kept) reviews the top 100, 200, 500 by the current score, then a uniform "
         "audit of 100; `find_label_issues(rescore=True)` after each step. AUROC and precision "
         "at K on the samples **not yet reviewed**, with the scores before (`_before`) and after "
-        "(`_after`) the re-score; `p@K`: K = wrong labels left. Run %s." % (f"{n:,}", when),
+        "(`_after`) the re-score; `p@K`: K = wrong labels left. Run %s." % (f"{n:,}" if n else "all", when),
         "",
         common.markdown_table(rows, TABLE_COLUMNS),
         "",
