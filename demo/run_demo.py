@@ -164,6 +164,9 @@ def main():
     print()
     print("Open it in the App:")
     print("  FIFTYONE_PLUGINS_DIR=%s .venv/bin/fiftyone app launch %s" % (os.environ.get("FIFTYONE_PLUGINS_DIR", "<plugins dir>"), name))
+    print("then open the 'Label noise' panel (+ beside the Samples tab): 'Start review' walks the")
+    print("flagged samples with the keyboard (y right, s suggestion, 1-9 a class, n skip, u undo),")
+    print("'Start audit' estimates the share of wrong labels, 'Re-score' re-fits the consensus.")
 
 
 if __name__ == "__main__":

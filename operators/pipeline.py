@@ -76,6 +76,8 @@ OUTPUT_PARAMS = (
     "confidence_field", "noise_field",
 )
 MODELS = ("resnet18", "resnet50", "mobilenet_v3_large")
+#: the form's "no model" choice (the SDK's default is "")
+NO_MODEL = "none"
 MIN_VALIDATED_PER_CLASS = 50
 MIN_VERIFIED_EACH = 10
 
@@ -89,13 +91,14 @@ def get_step_operator(name):
 
 
 def verified_counts(view, label_field, verified_field="label_verified"):
-    """``(correct per class, num correct, num wrong)`` of verified samples."""
-    schema = view.get_field_schema()
-    if verified_field not in schema:
+    """``(correct per class, num correct, num wrong)`` of verified items
+    (samples, or the objects of a patches view)."""
+    if verified_field not in lnd.output_schema(view, label_field):
         return {}, 0, 0
-    correct = view.match(F(verified_field) == True)  # noqa: E712
+    path = lnd.output_path(view, label_field, verified_field)
+    correct = view.match(F(path) == True)  # noqa: E712
     per_class = correct.count_values(label_field + ".label")
-    num_wrong = view.match(F(verified_field) == False).count()  # noqa: E712
+    num_wrong = view.match(F(path) == False).count()  # noqa: E712
     return per_class, correct.count(), num_wrong
 
 
@@ -233,7 +236,7 @@ class FindLabelIssues(ActionOperator):
         Param(
             "model", "", "Model (when the embeddings field is missing)",
             "torchvision backbone for compute_embeddings",
-            choices=("",) + MODELS,
+            choices=("", NO_MODEL) + MODELS,
         ),
         Param(
             "weights", "DEFAULT", "Model weights",
@@ -265,12 +268,16 @@ class FindLabelIssues(ActionOperator):
 
     def form(self, ctx, inputs):
         dataset = ctx.dataset
+        by_name = {p.name: p for p in self.params}
         for p in self.params:
             if p.name == "label_field":
                 label_field_input(ctx, inputs, p)
-            elif p.name == "embeddings_field":
-                embeddings_field_input(ctx, inputs, p, allow_new=True)
-            else:
+            elif p.name == "model":
+                self._embeddings_inputs(ctx, inputs, p, by_name)
+            elif p.name == "detectors":
+                if (ctx.params or {}).get("preset") == "custom":
+                    p.add_to(inputs, ctx)
+            elif p.name not in ("embeddings_field", "weights"):
                 p.add_to(inputs, ctx)
         if dataset is None:
             return
@@ -300,6 +307,29 @@ class FindLabelIssues(ActionOperator):
             bad.error_message = str(e)
             return
         inputs.view("plan", types.Notice(label=msg))
+
+    @staticmethod
+    def _embeddings_inputs(ctx, inputs, model_param, by_name):
+        """Model, then embeddings field: a dropdown of the existing vector
+        fields; a new name only when a model will compute it (preselected
+        when the target has no vector field)."""
+        collection = getattr(ctx, "view", None) or ctx.dataset
+        vectors = lnd.vector_fields(collection) if collection is not None else []
+        default_model = NO_MODEL if vectors else MODELS[0]
+        dropdown = types.DropdownView()
+        dropdown.add_choice(NO_MODEL, label="none: use an existing embeddings field")
+        dropdown.add_choice("", label="none", include=False)  # the SDK's default
+        for name in MODELS:
+            dropdown.add_choice(name, label="%s (computes the embeddings field)" % name)
+        inputs.enum(
+            "model", dropdown.values(), default=default_model, required=False,
+            label=model_param.label, description=model_param.description, view=dropdown,
+        )
+        model = (ctx.params or {}).get("model", default_model)
+        model = "" if model == NO_MODEL else model
+        embeddings_field_input(ctx, inputs, by_name["embeddings_field"], allow_new=bool(model))
+        if model:
+            by_name["weights"].add_to(inputs, ctx)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -349,8 +379,9 @@ class FindLabelIssues(ActionOperator):
         else:
             planned, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
             lnd.check_label_field(view, params["label_field"])
-            if params["embeddings_field"] not in dataset.get_field_schema():
-                if not params["model"]:
+            embeddings = lnd.embeddings_path(view, params["label_field"], params["embeddings_field"])
+            if embeddings not in view.get_field_schema(flat=True):
+                if params["model"] in ("", NO_MODEL):
                     raise lnd.InputError(
                         "Embeddings field '%s' does not exist: pick an existing "
                         "vector field (%s) or a model to compute it"
@@ -393,8 +424,8 @@ class FindLabelIssues(ActionOperator):
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
-            if flag and dataset.has_field(flag):
-                ctx.ops.set_view(dataset.match(F(flag) == True).sort_by(score, reverse=True))  # noqa: E712
+            if flag and flag in lnd.output_schema(view, params["label_field"]):
+                ctx.ops.set_view(flagged_view(view, params["label_field"], score, flag))
         return result
 
     def execute(self, ctx):
@@ -413,6 +444,14 @@ class FindLabelIssues(ActionOperator):
         the consensus summary (``num_flagged``, ``noise_rate``, ...) plus
         ``steps`` and ``notes``."""
         return call_operator(self, sample_collection, params, delegate)
+
+
+def flagged_view(view, label_field, score_field, flag_field):
+    """The items the consensus flagged, highest score first (samples, or
+    objects of a patches view)."""
+    flag = lnd.output_path(view, label_field, flag_field)
+    score = lnd.output_path(view, label_field, score_field)
+    return view.match(F(flag) == True).sort_by(score, reverse=True)  # noqa: E712
 
 
 def _recognised(dataset, fields, consensus_params):
