@@ -35,6 +35,7 @@ from fiftyone import ViewField as F
 
 from . import data as lnd
 from . import runs as lnr
+from .objects import is_patches
 from .common import (
     ActionOperator,
     Param,
@@ -89,13 +90,14 @@ def get_step_operator(name):
 
 
 def verified_counts(view, label_field, verified_field="label_verified"):
-    """``(correct per class, num correct, num wrong)`` of verified samples."""
-    schema = view.get_field_schema()
-    if verified_field not in schema:
+    """``(correct per class, num correct, num wrong)`` of verified samples
+    (of verified objects on a patches view: ``<label_field>.label_verified``)."""
+    if verified_field not in lnd.output_schema(view, label_field):
         return {}, 0, 0
-    correct = view.match(F(verified_field) == True)  # noqa: E712
+    path = lnd.output_path(view, label_field, verified_field)
+    correct = view.match(F(path) == True)  # noqa: E712
     per_class = correct.count_values(label_field + ".label")
-    num_wrong = view.match(F(verified_field) == False).count()  # noqa: E712
+    num_wrong = view.match(F(path) == False).count()  # noqa: E712
     return per_class, correct.count(), num_wrong
 
 
@@ -281,10 +283,8 @@ class FindLabelIssues(ActionOperator):
                 key = params["run_prefix"] + "consensus"
                 if key not in dataset.list_runs():
                     raise lnd.InputError("No consensus run '%s' to re-score yet" % key)
-                msg = "Re-fits '%s' from %d verified samples" % (
-                    key, view.exists("label_verified").count()
-                    if "label_verified" in dataset.get_field_schema() else 0,
-                )
+                _, num_correct, num_wrong = verified_counts(view, params["label_field"])
+                msg = "Re-fits '%s' from %d verified samples" % (key, num_correct + num_wrong)
             else:
                 steps, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
                 names = [STEP_LABELS[n] for n, _ in steps if get_step_operator(n)]
@@ -349,7 +349,8 @@ class FindLabelIssues(ActionOperator):
         else:
             planned, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
             lnd.check_label_field(view, params["label_field"])
-            if params["embeddings_field"] not in dataset.get_field_schema():
+            embeddings = lnd.embeddings_path(view, params["label_field"], params["embeddings_field"])
+            if not lnd.embeddings_exist(view, embeddings):  # objects: <label>.<field>
                 if not params["model"]:
                     raise lnd.InputError(
                         "Embeddings field '%s' does not exist: pick an existing "
@@ -373,7 +374,8 @@ class FindLabelIssues(ActionOperator):
                 steps.append((name, op, p))
             p = step_params(consensus_op, common, {}, prefix)
             if prefix:  # combine this chain's detectors only
-                p["inputs"] = ",".join(_recognised(dataset, written, p))
+                schema = lnd.output_schema(view, params["label_field"]) if is_patches(view) else None
+                p["inputs"] = ",".join(_recognised(dataset, written, p, schema))
             steps.append((CONSENSUS, consensus_op, p))
         if len([s for s in steps if s[0] != "compute_embeddings"]) == 1 and not params["rescore"]:
             raise lnd.InputError("No detector of the preset is available: %s" % "; ".join(notes))
@@ -393,8 +395,12 @@ class FindLabelIssues(ActionOperator):
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
-            if flag and dataset.has_field(flag):
-                ctx.ops.set_view(dataset.match(F(flag) == True).sort_by(score, reverse=True))  # noqa: E712
+            label_field = params["label_field"]
+            if flag and dataset.has_field(lnd.dataset_output_path(view, label_field, flag)):
+                base = view if is_patches(view) else dataset  # objects: the patches
+                flagged = F(lnd.output_path(view, label_field, flag)) == True  # noqa: E712
+                ctx.ops.set_view(base.match(flagged).sort_by(
+                    lnd.output_path(view, label_field, score), reverse=True))
         return result
 
     def execute(self, ctx):
@@ -415,12 +421,13 @@ class FindLabelIssues(ActionOperator):
         return call_operator(self, sample_collection, params, delegate)
 
 
-def _recognised(dataset, fields, consensus_params):
-    """The consensus inputs among ``fields`` (what the consensus discovers)."""
+def _recognised(dataset, fields, consensus_params, schema=None):
+    """The consensus inputs among ``fields`` (what the consensus discovers;
+    ``schema``: the objects' outputs on a patches view)."""
     try:
         from .consensus import discover_inputs
     except ImportError:  # the consensus module no longer offers discovery
         return [f for f in fields if dataset.has_field(f)]
     own = {consensus_params.get(k) for k in ("output_field", "suggestion_field", "flag_field")}
-    found = discover_inputs(dataset, exclude=own)
+    found = discover_inputs(dataset, exclude=own, schema=schema)
     return [f for f in fields if f in found]

@@ -37,6 +37,7 @@ import fiftyone.core.fields as fof
 import fiftyone.operators.types as types
 
 from . import corrections as lnc
+from . import objects as lno
 from . import runs as lnr
 from .common import ActionOperator, Param
 from .data import InputError, check_label_field
@@ -116,9 +117,12 @@ def record_verdict(
 ):
     """Records one reviewer decision for ``ids`` (see module docstring).
 
+    On a patches view of fo.Detection objects, ``ids`` are object ids and
+    the verdict is kept on each object (:mod:`operators.object_review`).
+
     Args:
-        dataset: the dataset (or any collection of it)
-        ids: sample ids the verdict is about (usually one)
+        dataset: the dataset (or any collection of it), or a patches view
+        ids: sample (or object) ids the verdict is about (usually one)
         verdict: one of :data:`VERDICTS`
         label_field ("ground_truth"): the ``fo.Classification`` labels
         new_label (None): the class, for ``verdict="relabel"``
@@ -134,12 +138,16 @@ def record_verdict(
         InputError: before anything is written, for an unknown verdict or
             id, a missing suggestion or class
     """
-    dataset = dataset._root_dataset
     ids = [str(i) for i in dict.fromkeys(ids)]
     if verdict not in VERDICTS:
         raise InputError("verdict must be one of %s, got %r" % (VERDICTS, verdict))
     if not ids:
         raise InputError("No sample to review: select samples (or pass a view) first")
+    if lno.is_patches(dataset):
+        return _record_object_verdict(
+            dataset, ids, verdict, label_field, new_label, suggestion_field, mode, verified_field
+        )
+    dataset = dataset._root_dataset
     check_label_field(dataset, label_field)
     found = set(dataset.select(ids).values("id"))
     if len(found) != len(ids):
@@ -154,9 +162,52 @@ def record_verdict(
                 % (name, type(f).__name__)
             )
     given = dict(zip(*dataset.select(ids).values(["id", label_field + ".label"])))
+    suggested = _suggested(dataset, ids, suggestion_field) if verdict == "suggestion" else None
+    targets = _targets(verdict, ids, given, suggested, new_label, suggestion_field)
+
+    fields = [
+        label_field,
+        lnc.original_field(label_field),
+        lnc.correction_field(label_field),
+        verified_field,
+        REVIEW_FIELD,
+    ]
+    seq = _log(dataset, dict(
+        ids=ids, verdict=verdict, mode=mode, label_field=label_field, fields=fields,
+        before=_snapshot(dataset, ids, fields),
+    ))
+
+    num_corrected = 0
+    if targets:
+        result = lnc.apply_corrections(
+            dataset, list(targets), list(targets.values()), label_field, source=SOURCE
+        )
+        num_corrected = result["num_corrected"]
+    if verdict == "correct":
+        dataset.set_values(verified_field, {i: True for i in ids}, key_field="id")
+    elif verdict in ("suggestion", "relabel"):
+        dataset.set_values(verified_field, {i: False for i in targets}, key_field="id")
+    records = _records(ids, verdict, targets, given, mode, seq)
+    if REVIEW_FIELD not in dataset.get_field_schema():
+        dataset.add_sample_field(
+            REVIEW_FIELD, fof.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument
+        )
+    dataset.set_values(REVIEW_FIELD, records, key_field="id", validate=False)
+    dataset.add_dynamic_sample_fields(fields=[REVIEW_FIELD])
+    return dict(
+        verdict=verdict, num_samples=len(ids), num_corrected=num_corrected, seq=seq, ids=ids
+    )
+
+
+def _targets(verdict, ids, given, suggested, new_label, suggestion_field):
+    """``{id: new class}`` of a verdict (empty for correct/skip).
+
+    Raises:
+        InputError: nothing to change for a suggestion / relabel verdict
+    """
     targets = {}
     if verdict == "suggestion":
-        for sid, s in zip(ids, _suggested(dataset, ids, suggestion_field)):
+        for sid, s in zip(ids, suggested):
             if isinstance(s, str) and s and s != given.get(sid):
                 targets[sid] = s
         if not targets:
@@ -172,53 +223,51 @@ def record_verdict(
             raise InputError(
                 "The label already is '%s': use 'label is right' instead" % new_label
             )
+    return targets
 
-    fields = [
-        label_field,
-        lnc.original_field(label_field),
-        lnc.correction_field(label_field),
-        verified_field,
-        REVIEW_FIELD,
-    ]
+
+def _log(dataset, entry):
+    """Pushes ``entry`` on the undo log (before any write); returns its seq."""
     store = review_store(dataset)
     keys = _undo_keys(store)
     seq = int(keys[-1][len(_UNDO_PREFIX):]) + 1 if keys else 1
-    entry = dict(
-        seq=seq,
-        ids=ids,
-        verdict=verdict,
-        mode=mode,
-        label_field=label_field,
-        fields=fields,
-        before=_snapshot(dataset, ids, fields),
-        at=_now(),
-    )
-    store.set(_UNDO_PREFIX + "%d" % seq, entry)  # logged before any write
+    store.set(_UNDO_PREFIX + "%d" % seq, dict(entry, seq=seq, at=_now()))
+    return seq
 
-    num_corrected = 0
-    if targets:
-        result = lnc.apply_corrections(
-            dataset, list(targets), list(targets.values()), label_field, source=SOURCE
-        )
-        num_corrected = result["num_corrected"]
-    if verdict == "correct":
-        dataset.set_values(verified_field, {i: True for i in ids}, key_field="id")
-    elif verdict in ("suggestion", "relabel"):
-        dataset.set_values(verified_field, {i: False for i in targets}, key_field="id")
+
+def _records(ids, verdict, targets, given, mode, seq):
+    """The ``label_review`` record of each id."""
     now = _now()
-    records = {
+    return {
         sid: fo.DynamicEmbeddedDocument(
             verdict=verdict, label=targets.get(sid, given.get(sid)),
             given=given.get(sid), mode=mode, seq=seq, at=now,
         )
         for sid in ids
     }
-    if REVIEW_FIELD not in dataset.get_field_schema():
-        dataset.add_sample_field(
-            REVIEW_FIELD, fof.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument
-        )
-    dataset.set_values(REVIEW_FIELD, records, key_field="id", validate=False)
-    dataset.add_dynamic_sample_fields(fields=[REVIEW_FIELD])
+
+
+def _record_object_verdict(view, ids, verdict, label_field, new_label, suggestion_field,
+                           mode, verified_field):
+    """:func:`record_verdict` on the objects of a patches view."""
+    from . import object_review as lnor
+
+    given = lnor.check_object_review(view, label_field, ids, verified_field, REVIEW_FIELD)
+    suggested = None
+    if verdict == "suggestion":
+        suggested = lnor.suggested_classes(view, label_field, ids, suggestion_field)
+    targets = _targets(verdict, ids, given, suggested, new_label, suggestion_field)
+    dataset = view._root_dataset
+    names = lnor.touched_attributes(verified_field, REVIEW_FIELD)
+    seq = _log(dataset, dict(
+        ids=ids, verdict=verdict, mode=mode, label_field=label_field, objects=True,
+        fields=names, before=lnor.snapshot_objects(dataset, label_field, ids, names),
+    ))
+    verified = {i: True for i in ids} if verdict == "correct" else {i: False for i in targets}
+    num_corrected = lnor.write_object_verdict(
+        view, label_field, ids, targets, _records(ids, verdict, targets, given, mode, seq),
+        verified, SOURCE, verified_field, REVIEW_FIELD,
+    )
     return dict(
         verdict=verdict, num_samples=len(ids), num_corrected=num_corrected, seq=seq, ids=ids
     )
@@ -227,16 +276,24 @@ def record_verdict(
 def undo_verdicts(dataset, steps=1):
     """Undoes the latest ``steps`` verdicts exactly (newest first).
 
+    ``dataset``: the dataset, or the view in hand (a patches view is kept
+    current when object verdicts are undone).
+
     Returns:
         a dict: ``num_undone`` (entries), ``ids`` (samples restored, in
         undo order), ``verdicts`` (what was undone)
     """
-    dataset = dataset._root_dataset
+    target, dataset = dataset, dataset._root_dataset
     store = review_store(dataset)
     keys = _undo_keys(store)
     undone, ids, verdicts = 0, [], []
     for key in reversed(keys[len(keys) - int(steps):] if steps > 0 else []):
         entry = store.get(key)
+        if entry.get("objects"):  # attributes of each object, as stored
+            from .object_review import restore_objects
+
+            restore_objects(target, entry)
+            entry["fields"] = []
         schema = dataset.get_field_schema()
         for f in entry["fields"]:
             if f not in schema:
@@ -283,12 +340,21 @@ def load_queue(dataset):
 def queue_progress(dataset, ids):
     """``(reviewed, total, next_id)`` of a queue: reviewed = has a
     ``label_review`` record; next = first queued sample without one."""
-    dataset = dataset._root_dataset
     if not ids:
         return 0, 0, None
-    if REVIEW_FIELD not in dataset.get_field_schema():
+    if lno.is_patches(dataset):  # objects: the record on each object
+        from .data import output_schema, read_outputs
+
+        label_field = dataset._label_fields[0]
+        if REVIEW_FIELD not in output_schema(dataset, label_field):
+            return 0, len(ids), ids[0]
+        read = read_outputs(dataset, label_field, [REVIEW_FIELD + ".verdict"])
+        found = dict(zip(read["id"], read[REVIEW_FIELD + ".verdict"]))
+    elif REVIEW_FIELD not in dataset._root_dataset.get_field_schema():
         return 0, len(ids), ids[0]
-    found = dict(zip(*dataset.select(ids).values(["id", REVIEW_FIELD + ".verdict"])))
+    else:
+        dataset = dataset._root_dataset
+        found = dict(zip(*dataset.select(ids).values(["id", REVIEW_FIELD + ".verdict"])))
     reviewed = sum(1 for i in ids if found.get(i) is not None)
     nxt = next((i for i in ids if i in found and found[i] is None), None)
     return reviewed, len(ids), nxt
@@ -321,6 +387,7 @@ def start_audit(view, label_field="ground_truth", size=100, seed=51, run_key="la
             results=dict(
                 sample_ids=picked, population=len(population), label_field=label_field,
                 seed=int(seed), created=_now().isoformat(),
+                objects=lno.is_patches(view),  # ids of fo.Detection objects
             ),
             num_samples=len(picked),
         )
@@ -356,26 +423,22 @@ def update_audit(dataset, run_key=None, verified_field=VERIFIED_FIELD):
     results = lnr.load_results(dataset, run_key)
     ids = list(results["sample_ids"])
     label_field = results["label_field"]
-    schema = dataset.get_field_schema()
-    paths = ["id", label_field + ".label"]
-    orig = lnc.original_field(label_field)
-    extra = [p for p in (orig + ".label", verified_field, REVIEW_FIELD + ".verdict")
-             if p.split(".")[0] in schema]
-    columns = dict(zip(paths + extra, dataset.select(ids).values(paths + extra)))
-    row = {sid: k for k, sid in enumerate(columns["id"])}
+    if results.get("objects"):
+        from .object_review import audit_rows
+
+        rows = audit_rows(dataset, label_field, ids, verified_field, REVIEW_FIELD)
+    else:
+        rows = _audit_rows(dataset, label_field, ids, verified_field)
     wrong, labels, skipped = [], [], 0
     for sid in ids:
-        k = row.get(sid)
-        if k is None:
+        if sid not in rows:
             continue
-        v = columns.get(verified_field, [None] * len(row))[k]
-        verdict = columns.get(REVIEW_FIELD + ".verdict", [None] * len(row))[k]
+        v, verdict, given = rows[sid]
         if verdict == "skip":
             skipped += 1
             continue
         if v is None:
             continue
-        given = columns.get(orig + ".label", [None] * len(row))[k] or columns[label_field + ".label"][k]
         wrong.append(v is False)
         labels.append(given)
     est = audit_estimate(np.array(wrong, bool), labels, population=results["population"])
@@ -383,6 +446,25 @@ def update_audit(dataset, run_key=None, verified_field=VERIFIED_FIELD):
     run_results = dataset.init_run_results(run_key, **lnr._jsonable(results))
     dataset.save_run_results(run_key, run_results, overwrite=True)
     return dict(results, run_key=run_key)
+
+
+def _audit_rows(dataset, label_field, ids, verified_field):
+    """``{sample id: (verified, verdict, given class)}`` of audited samples."""
+    schema = dataset.get_field_schema()
+    paths = ["id", label_field + ".label"]
+    orig = lnc.original_field(label_field)
+    extra = [p for p in (orig + ".label", verified_field, REVIEW_FIELD + ".verdict")
+             if p.split(".")[0] in schema]
+    columns = dict(zip(paths + extra, dataset.select(ids).values(paths + extra)))
+    none = [None] * len(columns["id"])
+    return {
+        sid: (
+            columns.get(verified_field, none)[k],
+            columns.get(REVIEW_FIELD + ".verdict", none)[k],
+            columns.get(orig + ".label", none)[k] or columns[label_field + ".label"][k],
+        )
+        for k, sid in enumerate(columns["id"])
+    }
 
 
 # ---------------------------------------------------------------- operators
@@ -425,10 +507,12 @@ class RecordLabelVerdict(ActionOperator):
             )
 
     def run(self, ctx, params, progress):
-        ids = ctx.target_view().values("id")
+        view = ctx.target_view()
+        ids = view.values("id")
         with lnr.dataset_write_lock(ctx.dataset):
-            result = record_verdict(
-                ctx.dataset, ids, params["verdict"], params["label_field"],
+            result = record_verdict(  # a patches view: verdicts on its objects
+                view if lno.is_patches(view) else ctx.dataset, ids, params["verdict"],
+                params["label_field"],
                 new_label=params["new_label"] or None,
                 suggestion_field=params["suggestion_field"], mode=params["mode"],
             )
@@ -461,7 +545,7 @@ class UndoLabelVerdict(ActionOperator):
 
     def run(self, ctx, params, progress):
         with lnr.dataset_write_lock(ctx.dataset):
-            result = undo_verdicts(ctx.dataset, int(params["steps"]))
+            result = undo_verdicts(ctx.target_view(), int(params["steps"]))
             update_audits(ctx.dataset)
         return result
 
@@ -486,7 +570,8 @@ class StartLabelAudit(ActionOperator):
             int(params["seed"]), params["run_key"],
         )
         if not ctx.delegated:
-            ctx.ops.set_view(ctx.dataset.select(results["sample_ids"], ordered=True))
+            base = ctx.view if results.get("objects") else ctx.dataset  # the patches
+            ctx.ops.set_view(base.select(results["sample_ids"], ordered=True))
         return dict(
             run_key=params["run_key"], num_samples=len(results["sample_ids"]),
             population=results["population"], estimate=results["estimate"],
