@@ -13,14 +13,14 @@ Needs Debian's ``chromium`` (``apt-get install -y chromium``) and the Python
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from app_server import ARTIFACTS, launched_app  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -34,9 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ARTIFACTS = os.path.join(REPO, "artifacts", "browser")
-APP_START_TIMEOUT = 150
 
 
 def _requirements():
@@ -85,53 +82,12 @@ def _make_dataset(tmp_dir):
     return ds
 
 
-def _free_port():
-    import private_mongo
-
-    return private_mongo.free_port()
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     _requirements()
     ds = _make_dataset(str(tmp_path_factory.mktemp("browser_images")))
-    port = _free_port()
-    log_path = os.path.join(ARTIFACTS, "app.log")
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    log = open(log_path, "w")
-    env = dict(os.environ)  # carries the private FIFTYONE_DATABASE_URI and plugins dir
-    fiftyone_cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
-    proc = subprocess.Popen(
-        [fiftyone_cli, "app", "launch", "--remote", "--port", str(port),
-         "--address", "127.0.0.1", "--wait", "-1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = "http://127.0.0.1:%d" % port
-    try:
-        deadline = time.time() + APP_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("the App exited; see %s" % log_path)
-            try:
-                urllib.request.urlopen(url, timeout=2).read(100)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("the App did not start in %d s" % APP_START_TIMEOUT)
-                time.sleep(1)
+    with launched_app(ds) as url:
         yield url, ds
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the App and its server child
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
-        if not ds.deleted:
-            ds.delete()
 
 
 def _shot(page, name):
@@ -140,8 +96,8 @@ def _shot(page, name):
     return path
 
 
-def _run_operator(page, label, shot=None):
-    """Operator browser (backtick) -> search -> pick ``label`` -> Execute -> Close."""
+def _open_form(page, label):
+    """Operator browser (backtick) -> search -> pick ``label``: its form."""
     execute = page.get_by_role("button", name="Execute")
     for attempt in range(3):
         page.mouse.click(5, 400)  # focus the App (not an input) so ` opens the browser
@@ -157,6 +113,12 @@ def _run_operator(page, label, shot=None):
             break
         except Exception:
             page.keyboard.press("Escape")
+    return execute
+
+
+def _run_operator(page, label, shot=None):
+    """:func:`_open_form` -> Execute -> Close."""
+    execute = _open_form(page, label)
     page.wait_for_timeout(500)
     if shot:
         _shot(page, shot)
