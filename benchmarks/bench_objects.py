@@ -23,7 +23,7 @@ AUROC from pixels. The same backbone also embeds the whole canvases, so the
 cost of cropping shows as seconds per item, crops vs images.
 
 Usage: python benchmarks/bench_objects.py [--quick] [--sets worst,random1]
-       [--crop-canvases 1000] [--weights PATH]
+       [--crop-canvases 500] [--weights PATH]
 Writes benchmarks/results/objects[_quick].json and prints a markdown table.
 """
 
@@ -174,7 +174,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="3,000 images")
     parser.add_argument("--limit", type=int, default=None, help="source images (default all; --quick 3000)")
     parser.add_argument("--sets", default="worst,random1")
-    parser.add_argument("--crop-canvases", type=int, default=1000,
+    parser.add_argument("--crop-canvases", type=int, default=500,
                         help="canvases of the crops run (0: skip it)")
     parser.add_argument("--weights", default="",
                         help="resnet18 state_dict for the crops run (empty: random weights)")
@@ -259,9 +259,12 @@ def _older_section(payload, when):
     cols = ["label_set", "objects", "noise_rate", "image_auroc", "object_auroc", "difference",
             "cleanlab_auroc", "image_seconds", "object_seconds"]
     return (
-        "Older harness (kNN disagreement, Deep Self-Learning, Dupes %d rounds, rank consensus), "
-        "run %s; rerun `python benchmarks/bench_objects.py` for the current defaults.\n\n%s"
-        % (payload.get("rounds", 10), when, common.markdown_table(payload["rows"], cols))
+        "%s pasted CIFAR-10N objects vs the same images (shared MobileNetV2 embeddings), run "
+        "%s by an older harness: kNN disagreement, Deep Self-Learning, Dupes (%d rounds) and the "
+        "consensus of that time (before label quality and the probability consensus). Rerun "
+        "`python benchmarks/bench_objects.py` for the current defaults.\n\n%s"
+        % ("{:,}".format(payload["rows"][0]["objects"]), when, payload.get("rounds", 10),
+           common.markdown_table(payload["rows"], cols))
     )
 
 
