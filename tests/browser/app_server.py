@@ -61,3 +61,43 @@ def launched_app(dataset, log_name="app.log"):
         log.close()
         if not dataset.deleted:
             dataset.delete()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def dataset_page(url, dataset, count_text, failure_shot="failure.png"):
+    """Headless Chromium on the App page of ``dataset``, once the grid shows
+    ``count_text`` (e.g. "160 samples") and the one-time popup is gone.
+    A failure inside saves ``failure_shot`` to :data:`ARTIFACTS`."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        try:
+            page.set_default_timeout(30000)
+            page.goto("%s/datasets/%s" % (url, dataset.name))
+            page.get_by_text(re.compile(r"^%s$" % re.escape(count_text))).first.wait_for(timeout=60000)
+            try:
+                page.get_by_text("Dismiss", exact=True).click(timeout=5000)  # "Explore Enterprise"
+            except Exception:
+                pass
+            yield page
+        except Exception:
+            page.screenshot(path=os.path.join(ARTIFACTS, failure_shot))
+            raise
+        finally:
+            browser.close()

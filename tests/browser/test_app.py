@@ -20,20 +20,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from app_server import ARTIFACTS, launched_app  # noqa: E402
+from app_server import ARTIFACTS, CHROMIUM, dataset_page, launched_app  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _requirements():
@@ -165,89 +155,71 @@ def _flagged(page):
 
 def test_curation_workflow_in_the_app(app):
     from fiftyone import ViewField as F
-    from playwright.sync_api import sync_playwright
 
     url, ds = app
     n = len(ds)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 950})
-        try:
-            page.set_default_timeout(30000)
-            page.goto("%s/datasets/%s" % (url, ds.name))
-            page.get_by_text(re.compile(r"^%d samples$" % n)).first.wait_for(timeout=60000)
-            dismiss = page.get_by_text("Dismiss", exact=True)
-            try:
-                dismiss.click(timeout=5000)  # the one-time "Explore Enterprise" popup
-            except Exception:
-                pass
+    with dataset_page(url, ds, "%d samples" % n) as page:
+        # 1. a detector through its form in the operator browser
+        _run_operator(page, "Label noise: kNN disagreement", shot="01_knn_form.png")
+        ds.reload()
+        assert ds.count("knn_disagreement") == n
+        assert ds.count("knn_label") == n
+        assert "knn_disagreement" in ds.list_runs()
 
-            # 1. a detector through its form in the operator browser
-            _run_operator(page, "Label noise: kNN disagreement", shot="01_knn_form.png")
-            ds.reload()
-            assert ds.count("knn_disagreement") == n
-            assert ds.count("knn_label") == n
-            assert "knn_disagreement" in ds.list_runs()
+        # 2. the consensus score, also through the App
+        _run_operator(page, "Label noise: consensus noise score", shot="02_noise_score_form.png")
+        ds.reload()
+        assert ds.count("noise_score") == n
+        assert ds.get_run_info("consensus").config.inputs["knn_disagreement"]
 
-            # 2. the consensus score, also through the App
-            _run_operator(page, "Label noise: consensus noise score", shot="02_noise_score_form.png")
-            ds.reload()
-            assert ds.count("noise_score") == n
-            assert ds.get_run_info("consensus").config.inputs["knn_disagreement"]
+        # 3. the panel
+        _open_panel(page, "Label noise")
+        counts = page.get_by_text(re.compile(r"flagged \(noise_score > [\d.]+\)"))
+        counts.first.wait_for(timeout=60000)
+        _wait_for(lambda: _grid_count(page) == _flagged(page)[0], what="grid = flagged")
+        page.wait_for_timeout(2000)
+        _shot(page, "03_panel_open.png")
+        start_threshold = _flagged(page)[1]
 
-            # 3. the panel
-            _open_panel(page, "Label noise")
-            counts = page.get_by_text(re.compile(r"flagged \(noise_score > [\d.]+\)"))
-            counts.first.wait_for(timeout=60000)
-            _wait_for(lambda: _grid_count(page) == _flagged(page)[0], what="grid = flagged")
-            page.wait_for_timeout(2000)
-            _shot(page, "03_panel_open.png")
-            start_threshold = _flagged(page)[1]
+        # move the threshold slider with the mouse: near the minimum...
+        rail = page.locator(
+            "xpath=//*[normalize-space(text())='Threshold']"
+            "/following::*[contains(@class,'MuiSlider-root')][1]"
+        ).first.bounding_box()
 
-            # move the threshold slider with the mouse: near the minimum...
-            rail = page.locator(
-                "xpath=//*[normalize-space(text())='Threshold']"
-                "/following::*[contains(@class,'MuiSlider-root')][1]"
-            ).first.bounding_box()
+        def slide_to(fraction):
+            page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
 
-            def slide_to(fraction):
-                page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
+        slide_to(0.01)
+        lo = ds.bounds("noise_score")[0]
+        _wait_for(lambda: _flagged(page)[1] < start_threshold - 0.3, what="threshold to go down")
+        page.wait_for_timeout(1500)
+        expected_low = ds.match(F("noise_score") > _flagged(page)[1]).count()
+        _wait_for(lambda: _grid_count(page) == expected_low, what="grid after moving down")
 
-            slide_to(0.01)
-            lo = ds.bounds("noise_score")[0]
-            _wait_for(lambda: _flagged(page)[1] < start_threshold - 0.3, what="threshold to go down")
-            page.wait_for_timeout(1500)
-            expected_low = ds.match(F("noise_score") > _flagged(page)[1]).count()
-            _wait_for(lambda: _grid_count(page) == expected_low, what="grid after moving down")
+        # ...then to about the middle
+        slide_to(0.5)
+        _wait_for(lambda: _flagged(page)[1] > lo + 0.2, what="threshold to move up")
+        page.wait_for_timeout(2500)  # let the last change settle
+        flagged, threshold = _flagged(page)
+        assert threshold != start_threshold
+        expected = ds.match(F("noise_score") > threshold).count()
+        assert flagged == expected
+        assert 0 < expected < expected_low
+        _wait_for(lambda: _grid_count(page) == expected, what="grid to show %d samples" % expected)
+        page.wait_for_timeout(3000)  # let the grid thumbnails load
+        _shot(page, "04_panel_threshold.png")
 
-            # ...then to about the middle
-            slide_to(0.5)
-            _wait_for(lambda: _flagged(page)[1] > lo + 0.2, what="threshold to move up")
-            page.wait_for_timeout(2500)  # let the last change settle
-            flagged, threshold = _flagged(page)
-            assert threshold != start_threshold
-            expected = ds.match(F("noise_score") > threshold).count()
-            assert flagged == expected
-            assert 0 < expected < expected_low
-            _wait_for(lambda: _grid_count(page) == expected, what="grid to show %d samples" % expected)
-            page.wait_for_timeout(3000)  # let the grid thumbnails load
-            _shot(page, "04_panel_threshold.png")
-
-            # tag from the panel: the flagged samples get the tag in the DB
-            page.get_by_role("button", name="Tag flagged").click()
-            _wait_for(
-                lambda: ds.match_tags("noisy").count() == expected,
-                what="%d samples tagged 'noisy' in the database" % expected,
-            )
-            assert ds.match_tags("noisy").bounds("noise_score")[0] > threshold
-            assert ds.match_tags("noisy", bool=False).match(F("noise_score") > threshold).count() == 0
-            page.get_by_text(
-                re.compile(r"%d flagged .* %d tagged" % (expected, expected))
-            ).first.wait_for(timeout=30000)
-            page.wait_for_timeout(2000)
-            _shot(page, "05_panel_tagged.png")
-        except Exception:
-            _shot(page, "failure.png")
-            raise
-        finally:
-            browser.close()
+        # tag from the panel: the flagged samples get the tag in the DB
+        page.get_by_role("button", name="Tag flagged").click()
+        _wait_for(
+            lambda: ds.match_tags("noisy").count() == expected,
+            what="%d samples tagged 'noisy' in the database" % expected,
+        )
+        assert ds.match_tags("noisy").bounds("noise_score")[0] > threshold
+        assert ds.match_tags("noisy", bool=False).match(F("noise_score") > threshold).count() == 0
+        page.get_by_text(
+            re.compile(r"%d flagged .* %d tagged" % (expected, expected))
+        ).first.wait_for(timeout=30000)
+        page.wait_for_timeout(2000)
+        _shot(page, "05_panel_tagged.png")
