@@ -26,7 +26,8 @@ from .label_quality import ComputeLabelQuality
 from .manage import DeleteRun
 from .panel import LabelNoisePanel
 from .pipeline import FindLabelIssues
-from .review import RecordLabelVerdict, StartLabelAudit, UndoLabelVerdict
+from .audit import StartLabelAudit
+from .review import RecordLabelVerdict, UndoLabelVerdict
 from .scan import ComputeScanClusters
 from .self_learning import ComputeCorrectedLabels, LoadPrototypesView
 from .training_value import ComputeTrainingValue

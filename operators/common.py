@@ -174,6 +174,14 @@ def field_input(ctx, inputs, param, allow_new=False):
     default = param.default if param.default in choices else (
         param.default if allow_new and param.default else choices[0]
     )
+    if param.default not in choices:
+        # on a patches view: the patches field, or "<field>.embeddings"
+        patches_field = (getattr(collection, "_label_fields", None) or [None])[0]
+        if param.kind == "label" and lno.is_patches(collection) and patches_field in choices:
+            default = patches_field
+        suffixed = [c for c in choices if c.endswith("." + str(param.default))]
+        if suffixed:
+            default = suffixed[0]
     view = types.AutocompleteView() if allow_new else types.DropdownView()
     for name in choices:
         view.add_choice(name, label=name)

@@ -136,8 +136,8 @@ def vector_fields(view):
     names = []
     schema = view.get_field_schema(flat=lno.is_patches(view))  # + label attributes
     for name, f in schema.items():
-        if "." in name and name.rsplit(".", 1)[-1] in ("bounding_box", "mask"):
-            continue  # an object's box or mask, not an embedding
+        if name.rpartition(".")[2] in ("bounding_box", "mask", "points"):
+            continue  # an object's geometry, not an embedding
         if isinstance(f, (fof.VectorField, fof.ArrayField)):
             names.append(name)
         elif isinstance(f, fof.ListField) and isinstance(

@@ -482,3 +482,34 @@ def tag_objects(view, label_field, ids, tag, replace=True):
     ids = [str(i) for i in ids]
     if ids:
         view.select(ids).tag_labels(tag, label_fields=[label_field])
+
+
+def snapshot_objects(dataset, label_field, ids, names):
+    """The attributes ``names`` of the objects ``ids`` as stored, for an undo
+    log: a canonical extended-JSON string (BSON types kept exactly) of
+    ``{"names": names, "objects": {id: [sample id, {name: value}]}}``;
+    attributes an object lacks are left out."""
+    from bson import json_util
+    from bson.json_util import CANONICAL_JSON_OPTIONS
+
+    raw = raw_objects(dataset, label_field, ids, names=names)
+    return json_util.dumps(
+        {"names": list(names), "objects": {oid: [sid, doc] for oid, (sid, doc) in raw.items()}},
+        json_options=CANONICAL_JSON_OPTIONS,
+    )
+
+
+def restore_objects(dataset, label_field, snapshot, mirror=None):
+    """Writes a :func:`snapshot_objects` back: the stored values, and the
+    attributes an object lacked then are removed, so each object's document
+    is as it was (``mirror``: a patches view to keep current)."""
+    from bson import json_util
+    from bson.json_util import CANONICAL_JSON_OPTIONS
+
+    before = json_util.loads(snapshot, json_options=CANONICAL_JSON_OPTIONS)
+    names = before["names"]
+    rows = [
+        (sid, oid, {n: doc[n] for n in names if n in doc}, [n for n in names if n not in doc])
+        for oid, (sid, doc) in before["objects"].items()
+    ]
+    write_object_rows(dataset, label_field, rows, mirror=mirror)

@@ -1,121 +1,72 @@
 """The "Label noise" panel: look at the suspicious samples, decide, fix.
 
-Pick a score field, see its histogram (overall and per class), move the
-threshold: the grid shows the samples beyond it, most suspicious first. Tag
-them, apply the suggested label to the selected samples, undo. Every number
-shown comes from a database aggregation (``count``, ``bounds``,
-``histogram_values``, ``count_values``), never a Python loop over samples, so
-the panel stays responsive on large datasets.
+Three modes:
+
+- **overview**: the histogram of the score (the calibrated ``noise_score``
+  is a probability) with a threshold slider (the grid shows the items beyond
+  it, most suspicious first), a heatmap of given x suggested label over the
+  flagged items (click a cell: the grid shows those items), the estimated
+  noise rate per class, tag / apply / undo buttons, re-score;
+- **review**: walk the flagged items (or the selected ones, or the view),
+  largest score first, one at a time: the image, the given and suggested
+  labels, each detector's verdict; label is right / use suggestion /
+  another class / skip / undo, by button or key (``y s r 1-9 n u``), a
+  counter, leave and resume (:mod:`operators.panel_review`);
+- **audit**: the same on a uniform random sample, with the estimated share
+  of wrong labels and its 95% interval (:mod:`operators.audit`).
+
+It works on samples and on the objects of a patches view (outputs at
+``<label_field>.<name>``). Every number comes from a database aggregation
+(:mod:`operators.panel_charts`), never a Python loop over samples.
 """
 
-import fiftyone.core.fields as fof
+import math
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-from fiftyone import ViewField as F
 
 from . import corrections as lnc
-from .curation import (
-    SOURCE,
-    corrections_view,
-    score_fields,
-    suggestion_fields,
-)
-from .data import InputError, classification_fields
+from . import panel_charts as charts
+from . import panel_review as review
+from . import review as lnv
+from . import audit as lna
+from .curation import SOURCE, corrections_view, score_fields, suggestion_fields
+from .data import InputError, classification_fields, output_path
 
-#: scores whose higher values mean *cleaner* (flag below the threshold)
-CLEANER_IF_HIGHER = ("training_value", "cleannet_similarity")
-MAX_CLASS_TRACES = 12
-BINS = 40
+MODES = ("overview", "review", "audit")
+PLUGIN = "@label-noise/curation"
 
 
-def default_score_field(dataset):
-    fields = score_fields(dataset)
-    for name in ("noise_score", "knn_disagreement", "training_value", "cleannet_similarity"):
+def default_score_field(collection):
+    fields = score_fields(collection)
+    for name in ("noise_score", "knn_disagreement", "label_quality", "training_value"):
         if name in fields:
             return name
     return fields[0] if fields else None
 
 
-def beyond(collection, score_field, threshold, higher_is_noisier=True):
-    """Samples beyond ``threshold``, most suspicious first (a view)."""
-    expr = F(score_field) > threshold if higher_is_noisier else F(score_field) < threshold
-    return collection.match(expr).sort_by(score_field, reverse=higher_is_noisier)
+def _choice(fields, current, preferred):
+    if current in fields:
+        return current
+    return preferred if preferred in fields else (fields[0] if fields else None)
 
 
-def histograms(dataset, score_field, label_field=None, bins=BINS):
-    """Plotly traces of the score histogram, overall and per class.
+def _setter(name, then=None):
+    """A panel event storing an input's value in the state under ``name``
+    (then calling the panel method ``then``)."""
 
-    Returns (overall traces, per-class traces, (min, max)). Two database
-    round trips whatever the size of the dataset: one ``bounds``, then one
-    ``aggregate`` of two ``CountValues`` over a computed bin index (overall,
-    and class + bin), i.e. a single pass of the database over the samples.
-    Per-class traces are shown for the ``MAX_CLASS_TRACES`` largest classes.
-    """
-    import fiftyone as fo
+    def handler(self, ctx):
+        ctx.panel.set_state(name, ctx.params.get("value"))
+        if then:
+            getattr(self, then)(ctx)
 
-    lo, hi = dataset.bounds(score_field)
-    if lo is None:
-        return [], [], (0.0, 1.0)
-    lo, hi = float(lo), float(hi)
-    if hi <= lo:
-        hi = lo + 1.0
-    width = (hi - lo) / bins
-    scored = dataset.exists(score_field)
-    index = ((F(score_field) - lo) / width).floor().min(bins - 1).to_int()
-    aggs = [fo.CountValues(index)]
-    if label_field:
-        aggs.append(
-            fo.CountValues(F(label_field + ".label").concat(SEP, index.to_string()))
-        )
-    found = scored.aggregate(aggs)
-    centers = [lo + (k + 0.5) * width for k in range(bins)]
-    overall_counts = [0] * bins
-    for k, n in found[0].items():
-        if k is not None:
-            overall_counts[int(k)] += n
-    overall = [
-        {
-            "type": "bar",
-            "x": centers,
-            "y": overall_counts,
-            "name": "all samples",
-            "marker": {"color": "#FF6D04"},
-        }
-    ]
-    per_class = []
-    if label_field:
-        by_class = {}
-        for key, n in found[1].items():
-            if key is None:
-                continue
-            label, _, k = key.rpartition(SEP)
-            by_class.setdefault(label, [0] * bins)[int(k)] += n
-        shown = sorted(by_class, key=lambda c: -sum(by_class[c]))[:MAX_CLASS_TRACES]
-        for c in sorted(shown):
-            per_class.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines",
-                    "line": {"shape": "hvh", "width": 1.5},
-                    "x": centers,
-                    "y": by_class[c],
-                    "name": str(c),
-                }
-            )
-    return overall, per_class, (lo, hi)
+    handler.__name__ = "on_change_" + name
+    return handler
 
 
-SEP = "\u241f"  # a separator no class name is expected to contain
-
-
-def counts(dataset, score_field, threshold, higher_is_noisier, tag, label_field):
-    """Flagged / tagged / corrected counts (aggregations)."""
-    flagged = beyond(dataset, score_field, threshold, higher_is_noisier).count()
-    tagged = dataset.match_tags(tag).count() if tag else 0
-    corrected = 0
-    if label_field and lnc.correction_field(label_field) in dataset.get_field_schema():
-        corrected = dataset.exists(lnc.correction_field(label_field)).count()
-    return {"flagged": flagged, "tagged": tagged, "corrected": corrected}
+def _fix_fields(dataset, suggestion_field):
+    f = dataset.get_field_schema().get(suggestion_field)
+    return suggestion_field + ".label" if getattr(f, "document_type", None) else suggestion_field
 
 
 class LabelNoisePanel(foo.Panel):
@@ -126,39 +77,52 @@ class LabelNoisePanel(foo.Panel):
             label="Label noise",
             surfaces="grid",
             help_markdown=(
-                "Review suspicious samples: pick a score (e.g. `noise_score` "
-                "from compute_noise_score), move the threshold, tag, fix "
-                "labels, undo."
+                "Find, review and audit label issues: run **find_label_issues**, "
+                "look at the flagged samples, review them with the keyboard "
+                "(`y` right, `s` suggestion, `1`-`9` a class, `n` skip, `u` undo), "
+                "audit a random sample, re-score."
             ),
         )
+
+    # ------------------------------------------------------------ context
+
+    @staticmethod
+    def _base(ctx):
+        """(collection, label field) of this panel: the dataset and the
+        chosen Classification field, or the whole patches view and its field."""
+        base, patches_field = charts.panel_base(ctx)
+        return base, patches_field or ctx.panel.state.label_field
+
+    def _ready(self, ctx):
+        state = ctx.panel.state
+        if ctx.dataset is None or state.threshold is None:
+            return False
+        base, _ = self._base(ctx)
+        return state.score_field in score_fields(base)
 
     # ------------------------------------------------------------ events
 
     def on_load(self, ctx):
         state = ctx.panel.state
-        dataset = ctx.dataset
-        if dataset is None:
+        if ctx.dataset is None:
             return
-        field = state.score_field
-        if field not in score_fields(dataset):
-            field = default_score_field(dataset)
-        labels = classification_fields(dataset)
-        label_field = state.label_field if state.label_field in labels else (
-            "ground_truth" if "ground_truth" in labels else (labels[0] if labels else None)
-        )
-        ctx.panel.set_state("score_field", field)
-        ctx.panel.set_state("label_field", label_field)
-        ctx.panel.set_state("tag", state.tag or "noisy")
-        sources = suggestion_fields(dataset)
-        source = state.source_field if state.source_field in sources else (
-            "suggested_label" if "suggested_label" in sources else (sources[0] if sources else None)
-        )
-        ctx.panel.set_state("source_field", source)
+        base, patches_field = charts.panel_base(ctx)
+        ctx.panel.set_state("score_field", _choice(score_fields(base), state.score_field, default_score_field(base)))
+        labels = [patches_field] if patches_field else classification_fields(ctx.dataset)
+        ctx.panel.set_state("label_field", _choice(labels, state.label_field, "ground_truth"))
+        ctx.panel.set_state("source_field", _choice(suggestion_fields(base), state.source_field, "suggested_label"))
+        for key, value in (("tag", "noisy"), ("mode", "overview"), ("review_source", "flagged"),
+                           ("audit_size", 100), ("audit_seed", 51), ("audit_key", "label_audit"),
+                           ("audit_scope", "all"), ("heatmap_cells", "estimated")):
+            if state.get(key) is None:
+                ctx.panel.set_state(key, value)
         self._load_field(ctx, keep_threshold=state.threshold is not None)
-        self._show(ctx)
+        if state.mode == "overview":
+            self._show(ctx)
 
     def on_change_dataset(self, ctx):
         ctx.panel.set_state("threshold", None)
+        ctx.panel.set_state("mode", "overview")
         self.on_load(ctx)
 
     def on_change_score_field(self, ctx):
@@ -179,13 +143,17 @@ class LabelNoisePanel(foo.Panel):
         if value == ctx.panel.state.threshold:
             return
         ctx.panel.set_state("threshold", value)
+        self._load_flagged_charts(ctx)
         self._show(ctx)
 
-    def on_change_tag(self, ctx):
-        ctx.panel.set_state("tag", ctx.params.get("value") or "noisy")
-
-    def on_change_source(self, ctx):
-        ctx.panel.set_state("source_field", ctx.params.get("value"))
+    on_change_tag = _setter("tag")
+    on_change_source = _setter("source_field", then="_load_flagged_charts")
+    on_change_review_source = _setter("review_source")
+    on_change_audit_size = _setter("audit_size")
+    on_change_audit_seed = _setter("audit_seed")
+    on_change_audit_scope = _setter("audit_scope")
+    on_change_heatmap_cells = _setter("heatmap_cells", then="_load_flagged_charts")
+    on_change_relabel_class = _setter("relabel_class")
 
     def show_flagged(self, ctx):
         self._show(ctx)
@@ -197,12 +165,14 @@ class LabelNoisePanel(foo.Panel):
         state = ctx.panel.state
         if not self._ready(ctx):
             return
+        base, lf = self._base(ctx)
         tag = state.tag or "noisy"
-        ctx.dataset.untag_samples(tag)
-        view = beyond(ctx.dataset, state.score_field, state.threshold, self._higher(state))
-        view.tag_samples(tag)
-        num = view.count()
-        ctx.ops.notify("Tagged %d samples '%s'" % (num, tag), variant="success")
+        view = self._flagged(ctx)
+        ids = view.values("id")
+        from .data import tag_items
+
+        tag_items(base, lf, ids, tag, replace=True)
+        ctx.ops.notify("Tagged %d items '%s'" % (len(ids), tag), variant="success")
         ctx.ops.reload_dataset()
         self._show(ctx)
 
@@ -212,203 +182,258 @@ class LabelNoisePanel(foo.Panel):
         if not selected:
             ctx.ops.notify("Select samples in the grid first", variant="warning")
             return
+        base, lf = self._base(ctx)
         try:
-            view = corrections_view(
-                ctx.dataset.select(selected), state.label_field, state.source_field
-            )
-            label_path = (
-                state.source_field + ".label"
-                if state.source_field + ".label" in _leaf_paths(ctx.dataset, state.source_field)
-                else state.source_field
-            )
-            ids, labels = view.values(["id", label_path])
-            result = lnc.apply_corrections(
-                ctx.dataset, ids, labels, state.label_field, source=SOURCE
-            )
+            if lnv.is_patches(base):
+                path = charts.suggestion_path(base, lf, state.source_field)
+                ids, labels = base.select(selected).exists(path).values(["id", path])
+                result = lnc.apply_object_corrections(base.select(ids), ids, labels, lf, source=SOURCE)
+            else:
+                view = corrections_view(ctx.dataset.select(selected), lf, state.source_field)
+                ids, labels = view.values(["id", _fix_fields(ctx.dataset, state.source_field)])
+                result = lnc.apply_corrections(ctx.dataset, ids, labels, lf, source=SOURCE)
         except InputError as e:
             ctx.ops.notify(str(e), variant="error")
             return
         ctx.ops.notify(
-            "Relabeled %d of %d selected samples from '%s'"
+            "Relabeled %d of %d selected items from '%s'"
             % (result["num_corrected"], len(selected), state.source_field),
             variant="success",
         )
         ctx.ops.reload_dataset()
 
     def undo_selected(self, ctx):
-        state = ctx.panel.state
         selected = list(ctx.selected or [])
-        result = lnc.revert_corrections(
-            ctx.dataset, state.label_field, ids=selected or None, source=SOURCE
-        )
+        base, lf = self._base(ctx)
+        if lnv.is_patches(base):
+            result = lnc.revert_object_corrections(base, lf, ids=selected or None, source=SOURCE)
+        else:
+            result = lnc.revert_corrections(ctx.dataset, lf, ids=selected or None, source=SOURCE)
+        ctx.ops.notify("Restored the original label of %d items" % result["num_reverted"], variant="success")
+        ctx.ops.reload_dataset()
+
+    def on_heatmap_click(self, ctx):
+        """A cell (given row, suggested column): the grid shows those flagged items."""
+        given, suggested = ctx.params.get("y"), ctx.params.get("x")
+        if given is None or suggested is None or not self._ready(ctx):
+            return
+        base, lf = self._base(ctx)
+        state = ctx.panel.state
+        spath = charts.suggestion_path(base, lf, state.source_field)
+        if spath is None:
+            return
+        view = charts.flagged_pair_view(self._flagged(ctx), output_path(base, lf, "label")
+                                        if lnv.is_patches(base) else lf + ".label", spath, given, suggested)
+        ctx.panel.set_state("pair", [given, suggested, view.count()])
+        ctx.ops.set_view(view)
+
+    def rescore(self, ctx):
+        """Re-fits the consensus from the verdicts so far (find_label_issues
+        ``rescore=True``), then reloads the pictures."""
+        state = ctx.panel.state
+        base, lf = self._base(ctx)
+        key, config = charts.consensus_run(base, state.score_field or "noise_score")
+        if key is None:
+            ctx.ops.notify("No consensus run wrote '%s': run find_label_issues first"
+                           % state.score_field, variant="warning")
+            return
+        try:
+            summary = rescore_run(ctx, base, key, config)
+        except InputError as e:
+            ctx.ops.notify(str(e), variant="error")
+            return
+        rate = summary.get("noise_rate")
         ctx.ops.notify(
-            "Restored the original label of %d samples" % result["num_reverted"],
+            "Re-scored '%s': %s flagged%s" % (
+                key, summary.get("num_flagged"),
+                ", estimated %.1f%% wrong labels" % (100 * rate) if rate is not None else ""),
             variant="success",
         )
+        ctx.panel.set_state("threshold", None)
+        ctx.panel.set_state("last_rescore", {"run_key": key, "num_flagged": summary.get("num_flagged"),
+                                             "noise_rate": rate})
         ctx.ops.reload_dataset()
+        self._load_field(ctx, keep_threshold=False)
+        if state.mode == "overview":
+            self._show(ctx)
+
+    # ----------------------------------------------------- review / audit
+
+    def start_review(self, ctx):
+        state = ctx.panel.state
+        base, lf = self._base(ctx)
+        try:
+            ids = review.queue_ids(
+                base, lf, state.review_source or "flagged", state.score_field,
+                state.threshold, selected=ctx.selected, view=ctx.view,
+            )
+            queue = review.start_session(
+                base, lf, ids, "review", state.score_field, state.source_field,
+                source=state.review_source or "flagged",
+            )
+        except InputError as e:
+            ctx.ops.notify(str(e), variant="error")
+            return
+        self._enter(ctx, queue)
+
+    def start_audit(self, ctx):
+        state = ctx.panel.state
+        base, lf = self._base(ctx)
+        population = ctx.view if state.audit_scope == "view" and ctx.view is not None else base
+        try:
+            results = lna.start_audit(population, lf, int(state.audit_size or 100),
+                                  int(state.audit_seed or 51), state.audit_key or "label_audit")
+            queue = review.start_session(
+                base, lf, results["sample_ids"], "audit", state.score_field, state.source_field,
+                audit_key=state.audit_key or "label_audit", source="audit",
+            )
+        except (InputError, ValueError) as e:
+            ctx.ops.notify(str(e), variant="error")
+            return
+        self._enter(ctx, queue)
+
+    def resume_review(self, ctx):
+        queue = lnv.load_queue(ctx.dataset)
+        if queue:
+            self._enter(ctx, queue)
+
+    def leave_review(self, ctx):
+        ctx.panel.set_state("mode", "overview")
+        self._show(ctx)
+
+    def _enter(self, ctx, queue):
+        base, _ = self._base(ctx)
+        try:
+            items = review.session_items(base, queue)
+        except InputError as e:
+            ctx.ops.notify(str(e), variant="warning")
+            return
+        ctx.panel.set_state("mode", queue.get("kind", "review"))
+        ctx.ops.set_view(items.view.select(list(queue["ids"]), ordered=True))
+
+    def _act(self, ctx, action, new_label=None, item_id=None):
+        queue = lnv.load_queue(ctx.dataset)
+        if not queue:
+            return
+        base, _ = self._base(ctx)
+        try:
+            items = review.session_items(base, queue)
+            message = review.act(items, queue, action, item_id=item_id, new_label=new_label)
+        except InputError as e:
+            ctx.ops.notify(str(e), variant="error")
+            return
+        if message:
+            ctx.ops.notify(message, variant="info")
+
+    def review_right(self, ctx):
+        self._act(ctx, "correct", item_id=ctx.params.get("item_id"))
+
+    def review_suggestion(self, ctx):
+        self._act(ctx, "suggestion", item_id=ctx.params.get("item_id"))
+
+    def review_relabel(self, ctx):
+        label = ctx.panel.state.relabel_class
+        if not label:
+            ctx.ops.notify("Pick the class in the list first", variant="warning")
+            return
+        self._act(ctx, "relabel", new_label=label)
+
+    def review_skip(self, ctx):
+        self._act(ctx, "skip")
+
+    def review_undo(self, ctx):
+        self._act(ctx, "undo")
+
+    def on_review_key(self, ctx):
+        queue = lnv.load_queue(ctx.dataset) or {}
+        action, label = review.key_action(ctx.params.get("key"), list(queue.get("classes") or []))
+        if action == "relabel" and label is None:
+            label = ctx.panel.state.relabel_class
+            if not label:
+                ctx.ops.notify("Pick the class in the list first (or press its number)", variant="warning")
+                return
+        if action is not None:
+            self._act(ctx, action, new_label=label, item_id=ctx.params.get("item_id"))
+
+    def open_item(self, ctx):
+        item_id = ctx.params.get("item_id") or ctx.panel.state.current_item
+        if item_id:
+            ctx.ops.open_sample(id=item_id)
 
     # ------------------------------------------------------------ helpers
 
-    @staticmethod
-    def _higher(state):
-        return state.score_field not in CLEANER_IF_HIGHER
-
-    @staticmethod
-    def _ready(ctx):
+    def _flagged(self, ctx):
         state = ctx.panel.state
-        return (
-            ctx.dataset is not None
-            and state.score_field in score_fields(ctx.dataset)
-            and state.threshold is not None
-        )
+        base, lf = self._base(ctx)
+        return charts.beyond(base, lf, state.score_field, state.threshold,
+                             charts.higher_is_noisier(state.score_field))
 
     def _load_field(self, ctx, keep_threshold):
         state = ctx.panel.state
-        if state.score_field is None or state.score_field not in score_fields(ctx.dataset):
+        base, lf = self._base(ctx)
+        if state.score_field is None or state.score_field not in score_fields(base):
             return
-        overall, per_class, (lo, hi) = histograms(
-            ctx.dataset, state.score_field, state.label_field
-        )
-        ctx.panel.set_data("histogram", overall)
-        ctx.panel.set_data("per_class", per_class)
+        trace, (lo, hi) = charts.score_histogram(base, lf, state.score_field)
+        ctx.panel.set_data("histogram", [trace] if trace else [])
         ctx.panel.set_state("bounds", [lo, hi])
         threshold = state.threshold
         if not keep_threshold or threshold is None or not lo <= threshold <= hi:
-            # start with the top ~10% (an aggregation on the histogram)
-            threshold = lo + 0.9 * (hi - lo) if self._higher(state) else lo + 0.1 * (hi - lo)
-            threshold = round(threshold, 4)
+            key, config = charts.consensus_run(base, state.score_field)
+            flag = (getattr(config, "params", None) or {}).get("flag_field", "noise_flagged") if key else None
+            threshold = charts.default_threshold(base, lf, state.score_field, flag, (lo, hi))
+            # 4 decimals (shown exactly), rounded so the cut item stays flagged
+            step = math.floor if charts.higher_is_noisier(state.score_field) else math.ceil
+            threshold = step(threshold * 1e4) / 1e4
         ctx.panel.set_state("threshold", threshold)
+        self._load_flagged_charts(ctx)
 
-    def _show(self, ctx):
+    def _load_flagged_charts(self, ctx):
         state = ctx.panel.state
         if not self._ready(ctx):
             return
-        ctx.ops.set_view(
-            beyond(ctx.dataset, state.score_field, state.threshold, self._higher(state))
-        )
+        base, lf = self._base(ctx)
+        flagged = self._flagged(ctx)
+        given = output_path(base, lf, "label") if lnv.is_patches(base) else lf + ".label"
+        estimate = charts.noise_estimate(base, state.score_field)
+        spath = charts.suggestion_path(base, lf, state.source_field)
+        heat, heat_what = (None, None)
+        if spath:
+            counts = charts.pair_counts(flagged, given, spath)
+            heat, heat_what = charts.pair_heatmap(counts, estimate, state.heatmap_cells or "estimated")
+        bars, bars_what = charts.class_rates(base, given, flagged, estimate)
+        ctx.panel.set_data("heatmap", [heat] if heat else [])
+        ctx.panel.set_data("class_rates", [bars] if bars else [])
+        ctx.panel.set_state("chart_titles", {"heatmap": heat_what, "class_rates": bars_what,
+                                             "has_pairs": bool(estimate and estimate.get("pairs"))})
+
+    def _show(self, ctx):
+        if not self._ready(ctx):
+            return
+        ctx.panel.set_state("pair", None)
+        ctx.ops.set_view(self._flagged(ctx))
 
     # ------------------------------------------------------------ layout
 
     def render(self, ctx):
-        panel = types.Object()
-        state = ctx.panel.state
-        dataset = ctx.dataset
-        fields = score_fields(dataset) if dataset is not None else []
-        if not fields:
-            panel.md(
-                "### Label noise\n\nNo score field on this dataset yet. Run a "
-                "detector (e.g. **compute_knn_disagreement**) and "
-                "**compute_noise_score** from the operator browser (`` ` ``), "
-                "then reopen this panel.",
-                name="empty",
-            )
-            return types.Property(panel, view=types.GridView(orientation="vertical"))
+        from .panel_layout import render_panel
 
-        controls = panel.h_stack("controls", align_y="center", gap=2)
-        field_choices = types.DropdownView()
-        for name in fields:
-            field_choices.add_choice(name, label=name)
-        controls.enum(
-            "score_field", field_choices.values(), label="Score field",
-            default=state.score_field, view=field_choices,
-            on_change=self.on_change_score_field,
-        )
-        labels = classification_fields(dataset)
-        if labels:
-            label_choices = types.DropdownView()
-            for name in labels:
-                label_choices.add_choice(name, label=name)
-            controls.enum(
-                "label_field", label_choices.values(), label="Label field",
-                default=state.label_field, view=label_choices,
-                on_change=self.on_change_label_field,
-            )
-
-        lo, hi = state.bounds or [0.0, 1.0]
-        higher = self._higher(state)
-        # counts are computed here, from the threshold this render shows
-        # (events carry a snapshot of the state: a count stored by an
-        # earlier event could be stale), three cheap count aggregations
-        shown = {"flagged": None, "tagged": None, "corrected": None}
-        if self._ready(ctx):
-            shown = counts(
-                dataset, state.score_field, state.threshold, higher,
-                state.tag or "noisy", state.label_field,
-            )
-        panel.float(
-            "threshold",
-            min=lo,
-            max=hi,
-            default=state.threshold,
-            label="Threshold (%s)" % ("flag above" if higher else "flag below"),
-            view=types.SliderView(label="Threshold", componentsProps={"slider": {"step": (hi - lo) / 200.0}}),
-            on_change=self.on_change_threshold,
-        )
-        panel.md(
-            "**%s** flagged (%s %s %s) · **%s** tagged `%s` · **%s** corrected"
-            % (
-                shown["flagged"] if shown["flagged"] is not None else "-",
-                state.score_field, ">" if higher else "<",
-                "%.4f" % state.threshold if state.threshold is not None else "-",
-                shown["tagged"] if shown["tagged"] is not None else "-",
-                state.tag or "noisy",
-                shown["corrected"] if shown["corrected"] is not None else "-",
-            ),
-            name="counts",
-        )
-        shape = []
-        if state.threshold is not None:
-            shape = [{
-                "type": "line", "x0": state.threshold, "x1": state.threshold,
-                "yref": "paper", "y0": 0, "y1": 1,
-                "line": {"color": "#d62728", "width": 2, "dash": "dash"},
-            }]
-        panel.plot(
-            "histogram",
-            layout={
-                "title": {"text": "%s: all samples" % state.score_field},
-                "height": 260, "margin": {"t": 40, "b": 30, "l": 40, "r": 10},
-                "shapes": shape, "bargap": 0.05,
-                "xaxis": {"title": state.score_field}, "yaxis": {"title": "samples"},
-            },
-            config={"displayModeBar": False},
-        )
-        panel.plot(
-            "per_class",
-            layout={
-                "title": {"text": "per class (%s)" % (state.label_field or "-")},
-                "height": 280, "margin": {"t": 40, "b": 30, "l": 40, "r": 10},
-                "shapes": shape, "showlegend": True,
-            },
-            config={"displayModeBar": False},
-        )
-        tag_row = panel.h_stack("tag_row", align_y="center", gap=2)
-        tag_row.str("tag", label="Tag", default=state.tag or "noisy", on_change=self.on_change_tag)
-        tag_row.btn("show_flagged", label="Show flagged", on_click=self.show_flagged, variant="outlined")
-        tag_row.btn("tag_flagged", label="Tag flagged", on_click=self.tag_flagged, variant="contained")
-        tag_row.btn("clear_view", label="Clear view", on_click=self.clear_view)
-
-        fix_row = panel.h_stack("fix_row", align_y="center", gap=2)
-        sources = suggestion_fields(dataset)
-        if sources:
-            src_choices = types.DropdownView()
-            for name in sources:
-                src_choices.add_choice(name, label=name)
-            fix_row.enum(
-                "source_field", src_choices.values(), label="Suggestion",
-                default=state.source_field, view=src_choices,
-                on_change=self.on_change_source,
-            )
-        fix_row.btn(
-            "apply_selected", label="Apply suggestion to selected",
-            on_click=self.apply_to_selected, variant="contained",
-        )
-        fix_row.btn("undo_selected", label="Undo (selected, or all)", on_click=self.undo_selected)
-        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, padding=2))
+        return render_panel(self, ctx)
 
 
-def _leaf_paths(dataset, field):
-    f = dataset.get_field_schema().get(field)
-    if isinstance(f, fof.EmbeddedDocumentField):
-        return {field + ".label"}
-    return {field}
+def rescore_run(ctx, base, run_key, config):
+    """Re-fits the consensus ``run_key`` on ``base`` (the dataset or the
+    whole patches view) in this process: ``find_label_issues(rescore=True)``
+    with the run's prefix, or the consensus operator with its recorded
+    parameters when the key is not a ``find_label_issues`` one."""
+    from .pipeline import CONSENSUS, StepContext, get_step_operator
+
+    def quiet(fraction=0.0, message=""):
+        pass
+
+    if run_key.endswith("consensus"):
+        op = get_step_operator("find_label_issues")
+        step = StepContext(ctx, base, {"rescore": True, "run_prefix": run_key[: -len("consensus")]}, quiet)
+        return op.run(step, op.values(step), quiet)
+    op = get_step_operator(CONSENSUS)
+    params = dict(getattr(config, "params", None) or {}, run_key=run_key)
+    return op.execute(StepContext(ctx, base, params, quiet))

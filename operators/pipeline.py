@@ -90,8 +90,8 @@ def get_step_operator(name):
 
 
 def verified_counts(view, label_field, verified_field="label_verified"):
-    """``(correct per class, num correct, num wrong)`` of verified samples
-    (of verified objects on a patches view: ``<label_field>.label_verified``)."""
+    """``(correct per class, num correct, num wrong)`` of verified items
+    (samples, or the objects of a patches view)."""
     if verified_field not in lnd.output_schema(view, label_field):
         return {}, 0, 0
     path = lnd.output_path(view, label_field, verified_field)
@@ -267,12 +267,16 @@ class FindLabelIssues(ActionOperator):
 
     def form(self, ctx, inputs):
         dataset = ctx.dataset
+        by_name = {p.name: p for p in self.params}
         for p in self.params:
             if p.name == "label_field":
                 label_field_input(ctx, inputs, p)
-            elif p.name == "embeddings_field":
-                embeddings_field_input(ctx, inputs, p, allow_new=True)
-            else:
+            elif p.name == "model":
+                self._embeddings_inputs(ctx, inputs, p, by_name)
+            elif p.name == "detectors":
+                if (ctx.params or {}).get("preset") == "custom":
+                    p.add_to(inputs, ctx)
+            elif p.name not in ("embeddings_field", "weights"):
                 p.add_to(inputs, ctx)
         if dataset is None:
             return
@@ -300,6 +304,27 @@ class FindLabelIssues(ActionOperator):
             bad.error_message = str(e)
             return
         inputs.view("plan", types.Notice(label=msg))
+
+    @staticmethod
+    def _embeddings_inputs(ctx, inputs, model_param, by_name):
+        """Model, then embeddings field: a dropdown of the existing vector
+        fields; a new name only when a model will compute it (preselected
+        when the target has no vector field)."""
+        collection = getattr(ctx, "view", None) or ctx.dataset
+        vectors = lnd.vector_fields(collection) if collection is not None else []
+        default_model = "" if vectors else MODELS[0]
+        dropdown = types.DropdownView()
+        dropdown.add_choice("", label="none: use an existing embeddings field")
+        for name in MODELS:
+            dropdown.add_choice(name, label="%s (computes the embeddings field)" % name)
+        inputs.enum(
+            "model", dropdown.values(), default=default_model, required=False,
+            label=model_param.label, description=model_param.description, view=dropdown,
+        )
+        model = (ctx.params or {}).get("model", default_model)
+        embeddings_field_input(ctx, inputs, by_name["embeddings_field"], allow_new=bool(model))
+        if model:
+            by_name["weights"].add_to(inputs, ctx)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -395,12 +420,8 @@ class FindLabelIssues(ActionOperator):
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
-            label_field = params["label_field"]
-            if flag and dataset.has_field(lnd.dataset_output_path(view, label_field, flag)):
-                base = view if is_patches(view) else dataset  # objects: the patches
-                flagged = F(lnd.output_path(view, label_field, flag)) == True  # noqa: E712
-                ctx.ops.set_view(base.match(flagged).sort_by(
-                    lnd.output_path(view, label_field, score), reverse=True))
+            if flag and flag in lnd.output_schema(view, params["label_field"]):
+                ctx.ops.set_view(flagged_view(view, params["label_field"], score, flag))
         return result
 
     def execute(self, ctx):
@@ -419,6 +440,14 @@ class FindLabelIssues(ActionOperator):
         the consensus summary (``num_flagged``, ``noise_rate``, ...) plus
         ``steps`` and ``notes``."""
         return call_operator(self, sample_collection, params, delegate)
+
+
+def flagged_view(view, label_field, score_field, flag_field):
+    """The items the consensus flagged, highest score first (samples, or
+    objects of a patches view)."""
+    flag = lnd.output_path(view, label_field, flag_field)
+    score = lnd.output_path(view, label_field, score_field)
+    return view.match(F(flag) == True).sort_by(score, reverse=True)  # noqa: E712
 
 
 def _recognised(dataset, fields, consensus_params, schema=None):

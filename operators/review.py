@@ -1,56 +1,57 @@
-"""Verdicts from a human reviewer, each undoable, and audits.
+"""Verdicts from a human reviewer, each undoable, on samples or objects.
 
-A reviewer looking at a sample decides one of :data:`VERDICTS`:
+A reviewer looking at an item (a sample, or an object of a patches view)
+decides one of :data:`VERDICTS`:
 
 - ``correct``: the label is right -> ``label_verified = True``;
 - ``suggestion``: the suggested label (``suggested_label`` by default) is
   right -> the label is corrected through :mod:`operators.corrections`
-  (original kept in ``<label>_original``, record in ``<label>_correction``)
-  and ``label_verified = False`` (the *given* label was wrong);
+  (original kept in ``<label>_original``, record in ``<label>_correction``;
+  on objects ``label_original`` and the ``correction_*`` attributes) and
+  ``label_verified = False`` (the *given* label was wrong);
 - ``relabel``: another class is right -> same as ``suggestion`` with that
   class;
-- ``skip``: no decision (the sample leaves the review queue).
+- ``skip``: no decision (the item leaves the review queue).
 
-Every verdict also writes ``label_review`` (an embedded document: verdict,
-label, mode, seq, time), which is how review and audit progress is counted
-and resumed, and pushes an entry on an **undo log** kept in a FiftyOne
-execution store (``label_noise_review``, scoped to the dataset): the exact
-values of every field the verdict touched, before it touched them.
+Every verdict also writes a review record (samples: the embedded document
+``label_review`` with verdict, label, given, mode, seq, time; objects: the
+attributes ``review_verdict``, ``review_mode``, ``review_seq``,
+``review_at``), which is how review and audit progress is counted and
+resumed, and pushes an entry on an **undo log** kept in a FiftyOne execution
+store (``label_noise_review``, scoped to the dataset): the exact values of
+every field the verdict touched, before it touched them.
 :func:`undo_verdicts` pops the latest entry and writes those values back, so
-label documents (ids included), the correction bookkeeping, the
-verification and the review record are as they were.
+labels (ids included), the correction bookkeeping, the verification and the
+review record are as they were.
 
-An **audit** (:func:`start_audit`) draws a uniform random sample of a view,
-seeded, and records it as a run with ``method="label_audit"`` whose results
-hold ``sample_ids`` and, after each audit verdict, the estimated share of
-wrong labels with its 95% Wilson interval, overall and per class
-(:func:`update_audit`). The consensus reads the latest such run as its
-unbiased verified set.
+Audits (uniform random samples whose verdicts estimate the share of wrong
+labels) are in :mod:`operators.audit`.
 """
 
 import datetime
-
-import numpy as np
 
 import fiftyone as fo
 import fiftyone.core.fields as fof
 import fiftyone.operators.types as types
 
 from . import corrections as lnc
-from . import objects as lno
 from . import runs as lnr
 from .common import ActionOperator, Param
-from .data import InputError, check_label_field
+from .data import InputError, check_label_field, output_schema, read_outputs
+from .objects import is_patches, restore_objects, snapshot_objects, write_label_fields
 
 VERDICTS = ("correct", "suggestion", "relabel", "skip")
 REVIEW_FIELD = "label_review"
 VERIFIED_FIELD = "label_verified"
+#: the review record of an object (flat attributes: objects hold no documents)
+OBJECT_REVIEW = ("review_verdict", "review_mode", "review_seq", "review_at")
+#: key of an undo-log snapshot of objects as stored
+OBJECTS_BEFORE = "objects_as_stored"
 STORE_NAME = "label_noise_review"
 SOURCE = "review"
-AUDIT_METHOD = "label_audit"
 _UNDO_PREFIX = "undo:"
 _QUEUE_KEY = "queue"
-#: the most samples a review queue keeps (ids live in one store document)
+#: the most items a review queue keeps (ids live in one store document)
 MAX_QUEUE = 5000
 
 
@@ -61,35 +62,171 @@ def review_store(dataset):
     return ExecutionStore.create(STORE_NAME, dataset._root_dataset._doc.id)
 
 
-# ------------------------------------------------------------------ verdicts
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
-def _suggested(dataset, ids, suggestion_field):
-    schema = dataset.get_field_schema()
-    if not suggestion_field or suggestion_field not in schema:
-        raise InputError(
-            "Suggestion field '%s' does not exist: run compute_noise_score "
-            "(or find_label_issues) first, or pick another class"
-            % suggestion_field
-        )
-    f = schema[suggestion_field]
-    doc = getattr(f, "document_type", None)
-    path = suggestion_field + ".label" if doc is not None else suggestion_field
-    found = dict(zip(*dataset.select(ids).values(["id", path])))
-    return [found.get(i) for i in ids]
+# ------------------------------------------------------------------- items
 
 
-def _snapshot(dataset, ids, fields):
-    """The current value of ``fields`` for ``ids`` as storable dicts."""
-    schema = dataset.get_field_schema()
-    present = [f for f in fields if f in schema]
-    values = {f: {} for f in fields}
-    if present:
-        columns = dataset.select(ids).values(["id"] + present)
-        for j, f in enumerate(present):
-            for sid, v in zip(columns[0], columns[j + 1]):
-                values[f][sid] = v.to_dict() if hasattr(v, "to_dict") else v
-    return {f: [values[f].get(i) for i in ids] for f in fields}
+class Items:
+    """The reviewed items of ``label_field``: the samples of a dataset, or
+    the objects of a patches view (``collection`` a patches view of
+    ``label_field``, or ``objects=True`` to build one of the dataset).
+
+    Reads and writes go through the shared data path
+    (:func:`operators.data.read_outputs`, the correction bookkeeping of
+    :mod:`operators.corrections`, :func:`operators.objects.write_label_fields`).
+    Logical names: ``given`` (the current class), ``original`` (the class
+    before the first correction), ``verified``, ``verdict`` (review record),
+    ``suggestion`` (the class a suggestion field proposes).
+    """
+
+    def __init__(self, collection, label_field, objects=None):
+        self.label_field = label_field
+        self.dataset = collection._root_dataset
+        if objects is None:
+            objects = is_patches(collection)
+        self.objects = bool(objects)
+        if not self.objects:
+            self.view = self.dataset
+        elif is_patches(collection) and label_field in (collection._label_fields or ()):
+            self.view = collection._base_view  # the App's patches, all of them
+        else:
+            self.view = self.dataset.to_patches(label_field)
+
+    # names of the fields / attributes one verdict may touch
+    def fields(self):
+        if self.objects:
+            return ["label", lnc.OBJECT_ORIGINAL, *lnc.OBJECT_RECORD, VERIFIED_FIELD, *OBJECT_REVIEW]
+        lf = self.label_field
+        return [lf, lnc.original_field(lf), lnc.correction_field(lf), VERIFIED_FIELD, REVIEW_FIELD]
+
+    def schema(self):
+        if self.objects:
+            return output_schema(self.view, self.label_field)
+        return self.dataset.get_field_schema()
+
+    def path(self, name, suggestion_field=None):
+        """The readable path of a logical name (see class docstring)."""
+        if self.objects:
+            paths = dict(given="label", original=lnc.OBJECT_ORIGINAL,
+                         verified=VERIFIED_FIELD, verdict="review_verdict")
+        else:
+            lf = self.label_field
+            paths = dict(given=lf + ".label", original=lnc.original_field(lf) + ".label",
+                         verified=VERIFIED_FIELD, verdict=REVIEW_FIELD + ".verdict")
+        if name == "suggestion":
+            f = self.schema().get(suggestion_field)
+            doc = getattr(f, "document_type", None)
+            return suggestion_field + ".label" if doc is not None else suggestion_field
+        return paths[name]
+
+    def select(self, ids):
+        return self.view.select([str(i) for i in ids])
+
+    def read(self, ids, names, suggestion_field=None):
+        """``{name: [value per id]}`` (None where the field does not exist)."""
+        ids = [str(i) for i in ids]
+        schema = self.schema()
+        wanted = {n: self.path(n, suggestion_field) for n in names}
+        present = {n: p for n, p in wanted.items() if p and p.split(".")[0] in schema}
+        out = {n: [None] * len(ids) for n in names}
+        if present and ids:
+            if self.objects:
+                got = read_outputs(self.select(ids), self.label_field, list(present.values()), ids=ids)
+                out.update({n: got[p] for n, p in present.items()})
+            else:
+                columns = self.select(ids).values(["id"] + list(present.values()))
+                row = {sid: k for k, sid in enumerate(columns[0])}
+                for j, n in enumerate(present):
+                    col = columns[j + 1]
+                    out[n] = [col[row[i]] if i in row else None for i in ids]
+        return out
+
+    def found(self, ids):
+        return set(self.select(ids).values("id"))
+
+    def snapshot(self, ids):
+        """The current value of every field a verdict touches, storable.
+
+        Objects: each touched attribute as stored, absent ones left out
+        (:func:`operators.objects.snapshot_objects`), so :meth:`restore`
+        gives back each object's document byte for byte."""
+        if self.objects:
+            return {OBJECTS_BEFORE: snapshot_objects(self.dataset, self.label_field, ids, self.fields())}
+        schema = self.schema()
+        present = [f for f in self.fields() if f in schema]
+        values = {f: [None] * len(ids) for f in self.fields()}
+        if present:
+            if self.objects:
+                got = read_outputs(self.select(ids), self.label_field, present, ids=ids)
+            else:
+                columns = self.select(ids).values(["id"] + present)
+                row = {sid: k for k, sid in enumerate(columns[0])}
+                got = {f: [columns[j + 1][row[i]] for i in ids] for j, f in enumerate(present)}
+            for f in present:
+                values[f] = [v.to_dict() if hasattr(v, "to_dict") else v for v in got[f]]
+        return values
+
+    def restore(self, ids, before):
+        """Writes a :meth:`snapshot` back."""
+        if self.objects and OBJECTS_BEFORE in before:
+            mirror = self.view if is_patches(self.view) else None
+            restore_objects(self.dataset, self.label_field, before[OBJECTS_BEFORE], mirror)
+            return
+        schema = self.schema()
+        if self.objects:  # an entry logged before snapshots kept objects as stored
+            kept = {f: vals for f, vals in before.items() if f in schema or any(v is not None for v in vals)}
+            if kept:
+                write_label_fields(self.select(ids), self.label_field, ids, kept)
+            return
+        for f, vals in before.items():
+            if f not in schema:
+                continue
+            self.dataset.set_values(
+                f, {sid: _restore(v) for sid, v in zip(ids, vals)}, key_field="id", validate=False
+            )
+
+    def correct(self, ids, labels):
+        if self.objects:
+            return lnc.apply_object_corrections(
+                self.select(ids), ids, labels, self.label_field, source=SOURCE
+            )
+        return lnc.apply_corrections(self.dataset, ids, labels, self.label_field, source=SOURCE)
+
+    def write(self, values_by_id):
+        """``{field: {id: value}}``: verification and review records."""
+        for name, values in values_by_id.items():
+            if not values:
+                continue
+            ids = list(values)
+            if self.objects:
+                write_label_fields(self.select(ids), self.label_field, ids, {name: list(values.values())})
+                continue
+            if name == REVIEW_FIELD and REVIEW_FIELD not in self.dataset.get_field_schema():
+                self.dataset.add_sample_field(
+                    REVIEW_FIELD, fof.EmbeddedDocumentField,
+                    embedded_doc_type=fo.DynamicEmbeddedDocument,
+                )
+            self.dataset.set_values(name, values, key_field="id", validate=False)
+            if name == REVIEW_FIELD:
+                self.dataset.add_dynamic_sample_fields(fields=[REVIEW_FIELD])
+
+    def check_writable(self):
+        """Refuses fields of the wrong type before anything is written."""
+        schema = self.schema()
+        wanted = {VERIFIED_FIELD: (fof.BooleanField,)}
+        if not self.objects:
+            wanted[REVIEW_FIELD] = (fof.EmbeddedDocumentField,)
+        for name, ok in wanted.items():
+            f = schema.get(name)
+            if f is not None and not isinstance(f, ok):
+                where = "%s.%s" % (self.label_field, name) if self.objects else name
+                raise InputError(
+                    "Field '%s' exists and is a %s; rename it before reviewing"
+                    % (where, type(f).__name__)
+                )
 
 
 def _restore(value):
@@ -100,35 +237,41 @@ def _restore(value):
     return fo.DynamicEmbeddedDocument.from_dict(value)
 
 
+def items_for(collection, label_field):
+    """:class:`Items` of ``collection`` after checking ``label_field``."""
+    check_label_field(collection, label_field)
+    return Items(collection, label_field)
+
+
+# ------------------------------------------------------------------ verdicts
+
+
 def _undo_keys(store):
     keys = [k for k in store.list_keys() if k.startswith(_UNDO_PREFIX)]
     return sorted(keys, key=lambda k: int(k[len(_UNDO_PREFIX):]))
 
 
 def record_verdict(
-    dataset,
+    collection,
     ids,
     verdict,
     label_field="ground_truth",
     new_label=None,
     suggestion_field="suggested_label",
     mode="review",
-    verified_field=VERIFIED_FIELD,
 ):
     """Records one reviewer decision for ``ids`` (see module docstring).
 
-    On a patches view of fo.Detection objects, ``ids`` are object ids and
-    the verdict is kept on each object (:mod:`operators.object_review`).
-
     Args:
-        dataset: the dataset (or any collection of it), or a patches view
-        ids: sample (or object) ids the verdict is about (usually one)
+        collection: the dataset (or any view of it: samples are reviewed),
+            or a patches view (its objects are reviewed)
+        ids: sample ids, or object ids on a patches view (usually one)
         verdict: one of :data:`VERDICTS`
-        label_field ("ground_truth"): the ``fo.Classification`` labels
+        label_field ("ground_truth"): the ``fo.Classification`` labels, or
+            the patches field
         new_label (None): the class, for ``verdict="relabel"``
         suggestion_field ("suggested_label"): for ``verdict="suggestion"``
         mode ("review"): ``review`` or ``audit`` (stored in the record)
-        verified_field ("label_verified"): boolean verification field
 
     Returns:
         a dict: ``verdict``, ``num_samples``, ``num_corrected``, ``seq``
@@ -138,75 +281,27 @@ def record_verdict(
         InputError: before anything is written, for an unknown verdict or
             id, a missing suggestion or class
     """
+    items = items_for(collection, label_field)
+    what = "object" if items.objects else "sample"
     ids = [str(i) for i in dict.fromkeys(ids)]
     if verdict not in VERDICTS:
         raise InputError("verdict must be one of %s, got %r" % (VERDICTS, verdict))
     if not ids:
-        raise InputError("No sample to review: select samples (or pass a view) first")
-    if lno.is_patches(dataset):
-        return _record_object_verdict(
-            dataset, ids, verdict, label_field, new_label, suggestion_field, mode, verified_field
-        )
-    dataset = dataset._root_dataset
-    check_label_field(dataset, label_field)
-    found = set(dataset.select(ids).values("id"))
+        raise InputError("No %s to review: select %ss (or pass a view) first" % (what, what))
+    found = items.found(ids)
     if len(found) != len(ids):
         missing = [i for i in ids if i not in found]
-        raise InputError("Sample %s is not in dataset '%s'" % (missing[0], dataset.name))
-    for name in (verified_field, REVIEW_FIELD):
-        f = dataset.get_field_schema().get(name)
-        ok = (fof.BooleanField,) if name == verified_field else (fof.EmbeddedDocumentField,)
-        if f is not None and not isinstance(f, ok):
-            raise InputError(
-                "Field '%s' exists and is a %s; rename it before reviewing"
-                % (name, type(f).__name__)
-            )
-    given = dict(zip(*dataset.select(ids).values(["id", label_field + ".label"])))
-    suggested = _suggested(dataset, ids, suggestion_field) if verdict == "suggestion" else None
-    targets = _targets(verdict, ids, given, suggested, new_label, suggestion_field)
-
-    fields = [
-        label_field,
-        lnc.original_field(label_field),
-        lnc.correction_field(label_field),
-        verified_field,
-        REVIEW_FIELD,
-    ]
-    seq = _log(dataset, dict(
-        ids=ids, verdict=verdict, mode=mode, label_field=label_field, fields=fields,
-        before=_snapshot(dataset, ids, fields),
-    ))
-
-    num_corrected = 0
-    if targets:
-        result = lnc.apply_corrections(
-            dataset, list(targets), list(targets.values()), label_field, source=SOURCE
-        )
-        num_corrected = result["num_corrected"]
-    if verdict == "correct":
-        dataset.set_values(verified_field, {i: True for i in ids}, key_field="id")
-    elif verdict in ("suggestion", "relabel"):
-        dataset.set_values(verified_field, {i: False for i in targets}, key_field="id")
-    records = _records(ids, verdict, targets, given, mode, seq)
-    if REVIEW_FIELD not in dataset.get_field_schema():
-        dataset.add_sample_field(
-            REVIEW_FIELD, fof.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument
-        )
-    dataset.set_values(REVIEW_FIELD, records, key_field="id", validate=False)
-    dataset.add_dynamic_sample_fields(fields=[REVIEW_FIELD])
-    return dict(
-        verdict=verdict, num_samples=len(ids), num_corrected=num_corrected, seq=seq, ids=ids
-    )
-
-
-def _targets(verdict, ids, given, suggested, new_label, suggestion_field):
-    """``{id: new class}`` of a verdict (empty for correct/skip).
-
-    Raises:
-        InputError: nothing to change for a suggestion / relabel verdict
-    """
+        raise InputError("%s %s is not in dataset '%s'" % (what.capitalize(), missing[0], items.dataset.name))
+    items.check_writable()
+    given = dict(zip(ids, items.read(ids, ["given"])["given"]))
     targets = {}
     if verdict == "suggestion":
+        if not suggestion_field or suggestion_field not in items.schema():
+            raise InputError(
+                "Suggestion field '%s' does not exist: run compute_noise_score "
+                "(or find_label_issues) first, or pick another class" % suggestion_field
+            )
+        suggested = items.read(ids, ["suggestion"], suggestion_field)["suggestion"]
         for sid, s in zip(ids, suggested):
             if isinstance(s, str) and s and s != given.get(sid):
                 targets[sid] = s
@@ -223,83 +318,66 @@ def _targets(verdict, ids, given, suggested, new_label, suggestion_field):
             raise InputError(
                 "The label already is '%s': use 'label is right' instead" % new_label
             )
-    return targets
 
-
-def _log(dataset, entry):
-    """Pushes ``entry`` on the undo log (before any write); returns its seq."""
-    store = review_store(dataset)
+    store = review_store(items.dataset)
     keys = _undo_keys(store)
     seq = int(keys[-1][len(_UNDO_PREFIX):]) + 1 if keys else 1
-    store.set(_UNDO_PREFIX + "%d" % seq, dict(entry, seq=seq, at=_now()))
-    return seq
-
-
-def _records(ids, verdict, targets, given, mode, seq):
-    """The ``label_review`` record of each id."""
-    now = _now()
-    return {
-        sid: fo.DynamicEmbeddedDocument(
-            verdict=verdict, label=targets.get(sid, given.get(sid)),
-            given=given.get(sid), mode=mode, seq=seq, at=now,
-        )
-        for sid in ids
-    }
-
-
-def _record_object_verdict(view, ids, verdict, label_field, new_label, suggestion_field,
-                           mode, verified_field):
-    """:func:`record_verdict` on the objects of a patches view."""
-    from . import object_review as lnor
-
-    given = lnor.check_object_review(view, label_field, ids, verified_field, REVIEW_FIELD)
-    suggested = None
-    if verdict == "suggestion":
-        suggested = lnor.suggested_classes(view, label_field, ids, suggestion_field)
-    targets = _targets(verdict, ids, given, suggested, new_label, suggestion_field)
-    dataset = view._root_dataset
-    names = lnor.touched_attributes(verified_field, REVIEW_FIELD)
-    seq = _log(dataset, dict(
-        ids=ids, verdict=verdict, mode=mode, label_field=label_field, objects=True,
-        fields=names, before=lnor.snapshot_objects(dataset, label_field, ids, names),
-    ))
-    verified = {i: True for i in ids} if verdict == "correct" else {i: False for i in targets}
-    num_corrected = lnor.write_object_verdict(
-        view, label_field, ids, targets, _records(ids, verdict, targets, given, mode, seq),
-        verified, SOURCE, verified_field, REVIEW_FIELD,
+    entry = dict(
+        seq=seq, ids=ids, verdict=verdict, mode=mode, label_field=label_field,
+        objects=items.objects, fields=items.fields(), before=items.snapshot(ids), at=_now(),
     )
+    store.set(_UNDO_PREFIX + "%d" % seq, entry)  # logged before any write
+
+    num_corrected = 0
+    if targets:
+        num_corrected = items.correct(list(targets), list(targets.values()))["num_corrected"]
+    if verdict == "correct":
+        verified = {i: True for i in ids}
+    elif verdict in ("suggestion", "relabel"):
+        verified = {i: False for i in targets}
+    else:
+        verified = {}
+    now = _now()
+    if items.objects:
+        records = {
+            "review_verdict": {i: verdict for i in ids},
+            "review_mode": {i: mode for i in ids},
+            "review_seq": {i: seq for i in ids},
+            "review_at": {i: now for i in ids},
+        }
+    else:
+        records = {REVIEW_FIELD: {
+            sid: fo.DynamicEmbeddedDocument(
+                verdict=verdict, label=targets.get(sid, given.get(sid)),
+                given=given.get(sid), mode=mode, seq=seq, at=now,
+            )
+            for sid in ids
+        }}
+    items.write(dict({VERIFIED_FIELD: verified}, **records))
     return dict(
         verdict=verdict, num_samples=len(ids), num_corrected=num_corrected, seq=seq, ids=ids
     )
 
 
-def undo_verdicts(dataset, steps=1):
+def undo_verdicts(collection, steps=1):
     """Undoes the latest ``steps`` verdicts exactly (newest first).
 
-    ``dataset``: the dataset, or the view in hand (a patches view is kept
-    current when object verdicts are undone).
+    ``collection``: the dataset, or the patches view the verdicts were given
+    on (objects; else a patches view of the dataset is used).
 
     Returns:
-        a dict: ``num_undone`` (entries), ``ids`` (samples restored, in
-        undo order), ``verdicts`` (what was undone)
+        a dict: ``num_undone`` (entries), ``ids`` (items restored, in undo
+        order), ``verdicts`` (what was undone)
     """
-    target, dataset = dataset, dataset._root_dataset
-    store = review_store(dataset)
+    store = review_store(collection._root_dataset)
     keys = _undo_keys(store)
     undone, ids, verdicts = 0, [], []
     for key in reversed(keys[len(keys) - int(steps):] if steps > 0 else []):
         entry = store.get(key)
-        if entry.get("objects"):  # attributes of each object, as stored
-            from .object_review import restore_objects
-
-            restore_objects(target, entry)
-            entry["fields"] = []
-        schema = dataset.get_field_schema()
-        for f in entry["fields"]:
-            if f not in schema:
-                continue
-            values = {sid: _restore(v) for sid, v in zip(entry["ids"], entry["before"][f])}
-            dataset.set_values(f, values, key_field="id", validate=False)
+        objects = bool(entry.get("objects"))
+        items = Items(collection if objects == is_patches(collection) else collection._root_dataset,
+                      entry["label_field"], objects=objects)
+        items.restore(entry["ids"], entry["before"])
         store.delete(key)
         undone += 1
         ids += entry["ids"]
@@ -317,17 +395,14 @@ def undo_log(dataset):
     return out
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
-
 # ------------------------------------------------------------ review queue
 
 
-def start_queue(dataset, ids, label_field, source):
+def start_queue(dataset, ids, label_field, source, objects=False, **info):
     """Saves the review queue (``ids`` in review order) so it can be resumed."""
     ids = [str(i) for i in ids][:MAX_QUEUE]
-    queue = dict(ids=ids, label_field=label_field, source=source, created=_now())
+    queue = dict(ids=ids, label_field=label_field, source=source, objects=bool(objects),
+                 created=_now(), **info)
     review_store(dataset).set(_QUEUE_KEY, queue)
     return queue
 
@@ -337,137 +412,24 @@ def load_queue(dataset):
     return review_store(dataset).get(_QUEUE_KEY)
 
 
-def queue_progress(dataset, ids):
-    """``(reviewed, total, next_id)`` of a queue: reviewed = has a
-    ``label_review`` record; next = first queued sample without one."""
+def clear_queue(dataset):
+    review_store(dataset).delete(_QUEUE_KEY)
+
+
+def queue_progress(items, ids):
+    """``(reviewed, total, next_id)`` of a queue of :class:`Items`:
+    reviewed = has a review record; next = first queued item without one."""
     if not ids:
         return 0, 0, None
-    if lno.is_patches(dataset):  # objects: the record on each object
-        from .data import output_schema, read_outputs
-
-        label_field = dataset._label_fields[0]
-        if REVIEW_FIELD not in output_schema(dataset, label_field):
-            return 0, len(ids), ids[0]
-        read = read_outputs(dataset, label_field, [REVIEW_FIELD + ".verdict"])
-        found = dict(zip(read["id"], read[REVIEW_FIELD + ".verdict"]))
-    elif REVIEW_FIELD not in dataset._root_dataset.get_field_schema():
-        return 0, len(ids), ids[0]
-    else:
-        dataset = dataset._root_dataset
-        found = dict(zip(*dataset.select(ids).values(["id", REVIEW_FIELD + ".verdict"])))
-    reviewed = sum(1 for i in ids if found.get(i) is not None)
-    nxt = next((i for i in ids if i in found and found[i] is None), None)
+    verdicts = items.read(ids, ["verdict"])["verdict"]
+    exists = items.found(ids)
+    reviewed = sum(1 for v in verdicts if v is not None)
+    nxt = next((i for i, v in zip(ids, verdicts) if v is None and i in exists), None)
     return reviewed, len(ids), nxt
 
 
-# ------------------------------------------------------------------ audits
-
-
-def start_audit(view, label_field="ground_truth", size=100, seed=51, run_key="label_audit"):
-    """Draws a uniform random sample of ``view`` and records it as a run.
-
-    The population is the samples of ``view`` with a label; ids are sorted
-    before drawing, so the same view and seed give the same sample whatever
-    the view's order. Returns the run's results (see :func:`update_audit`).
-    """
-    from ..methods.audit import draw_audit_sample
-
-    check_label_field(view, label_field)
-    if int(size) < 1:
-        raise InputError("The audit size must be at least 1, got %r" % size)
-    dataset = view._root_dataset
-    population = sorted(view.exists(label_field + ".label").values("id"))
-    if not population:
-        raise InputError("No sample of the view has a label in '%s'" % label_field)
-    picked = [population[i] for i in draw_audit_sample(len(population), size, seed)]
-    params = dict(label_field=label_field, size=int(size), seed=int(seed), run_key=run_key)
-    with lnr.dataset_write_lock(dataset):
-        lnr.record_run(
-            dataset, run_key, AUDIT_METHOD, params, [],
-            results=dict(
-                sample_ids=picked, population=len(population), label_field=label_field,
-                seed=int(seed), created=_now().isoformat(),
-                objects=lno.is_patches(view),  # ids of fo.Detection objects
-            ),
-            num_samples=len(picked),
-        )
-    return update_audit(dataset, run_key)
-
-
-def audit_runs(dataset):
-    """Keys of the audit runs, most recent first."""
-    keys = lnr.plugin_runs(dataset, method=AUDIT_METHOD)
-    return sorted(keys, key=lambda k: dataset.get_run_info(k).timestamp, reverse=True)
-
-
-def update_audits(dataset):
-    """:func:`update_audit` of every audit run, most recent first."""
-    return [update_audit(dataset, key) for key in audit_runs(dataset._root_dataset)]
-
-
-def update_audit(dataset, run_key=None, verified_field=VERIFIED_FIELD):
-    """Recomputes an audit's estimate from the verdicts so far and saves it.
-
-    Wrong = ``label_verified`` False; right = True; unreviewed or skipped
-    samples are left out. The class of a sample is its *given* label (the
-    original, if a correction was applied since). Results keep
-    ``sample_ids``, ``population``, ``reviewed``, ``skipped`` and
-    ``estimate`` (see :func:`methods.audit.audit_estimate`).
-    """
-    from ..methods.audit import audit_estimate
-
-    dataset = dataset._root_dataset
-    run_key = run_key or (audit_runs(dataset) or [None])[0]
-    if run_key is None:
-        raise InputError("This dataset has no audit yet: start one (start_label_audit)")
-    results = lnr.load_results(dataset, run_key)
-    ids = list(results["sample_ids"])
-    label_field = results["label_field"]
-    if results.get("objects"):
-        from .object_review import audit_rows
-
-        rows = audit_rows(dataset, label_field, ids, verified_field, REVIEW_FIELD)
-    else:
-        rows = _audit_rows(dataset, label_field, ids, verified_field)
-    wrong, labels, skipped = [], [], 0
-    for sid in ids:
-        if sid not in rows:
-            continue
-        v, verdict, given = rows[sid]
-        if verdict == "skip":
-            skipped += 1
-            continue
-        if v is None:
-            continue
-        wrong.append(v is False)
-        labels.append(given)
-    est = audit_estimate(np.array(wrong, bool), labels, population=results["population"])
-    results.update(reviewed=len(wrong), skipped=skipped, estimate=est, updated=_now().isoformat())
-    run_results = dataset.init_run_results(run_key, **lnr._jsonable(results))
-    dataset.save_run_results(run_key, run_results, overwrite=True)
-    return dict(results, run_key=run_key)
-
-
-def _audit_rows(dataset, label_field, ids, verified_field):
-    """``{sample id: (verified, verdict, given class)}`` of audited samples."""
-    schema = dataset.get_field_schema()
-    paths = ["id", label_field + ".label"]
-    orig = lnc.original_field(label_field)
-    extra = [p for p in (orig + ".label", verified_field, REVIEW_FIELD + ".verdict")
-             if p.split(".")[0] in schema]
-    columns = dict(zip(paths + extra, dataset.select(ids).values(paths + extra)))
-    none = [None] * len(columns["id"])
-    return {
-        sid: (
-            columns.get(verified_field, none)[k],
-            columns.get(REVIEW_FIELD + ".verdict", none)[k],
-            columns.get(orig + ".label", none)[k] or columns[label_field + ".label"][k],
-        )
-        for k, sid in enumerate(columns["id"])
-    }
-
-
 # ---------------------------------------------------------------- operators
+
 
 class RecordLabelVerdict(ActionOperator):
     name = "record_label_verdict"
@@ -502,21 +464,22 @@ class RecordLabelVerdict(ActionOperator):
             n = ctx.target_view().count()
             inputs.view(
                 "preview",
-                types.Notice(label="%d samples get the verdict '%s'"
+                types.Notice(label="%d items get the verdict '%s'"
                              % (n, ctx.params.get("verdict") or "correct")),
             )
 
     def run(self, ctx, params, progress):
+        from .audit import update_audits
+
         view = ctx.target_view()
         ids = view.values("id")
         with lnr.dataset_write_lock(ctx.dataset):
-            result = record_verdict(  # a patches view: verdicts on its objects
-                view if lno.is_patches(view) else ctx.dataset, ids, params["verdict"],
-                params["label_field"],
+            result = record_verdict(
+                view, ids, params["verdict"], params["label_field"],
                 new_label=params["new_label"] or None,
                 suggestion_field=params["suggestion_field"], mode=params["mode"],
             )
-            audits = update_audits(ctx.dataset)
+            audits = update_audits(view)
             if params["mode"] == "audit" and audits:
                 result["audit"] = audits[0]["estimate"]
         return result
@@ -539,40 +502,16 @@ class UndoLabelVerdict(ActionOperator):
         last = log[-1]
         inputs.view(
             "preview",
-            types.Notice(label="%d verdicts can be undone; the latest: '%s' on %d sample(s)"
+            types.Notice(label="%d verdicts can be undone; the latest: '%s' on %d item(s)"
                          % (len(log), last["verdict"], len(last["ids"]))),
         )
 
     def run(self, ctx, params, progress):
+        from .audit import update_audits
+
+        view = ctx.target_view()
         with lnr.dataset_write_lock(ctx.dataset):
-            result = undo_verdicts(ctx.target_view(), int(params["steps"]))
-            update_audits(ctx.dataset)
+            result = undo_verdicts(view, int(params["steps"]))
+            update_audits(view)
         return result
 
-
-class StartLabelAudit(ActionOperator):
-    name = "start_label_audit"
-    label = "Label noise: start an audit (how many wrong labels are left?)"
-    description = (
-        "Draws a uniform random sample of the target view to review; its "
-        "verdicts estimate the share of wrong labels (95% Wilson interval)"
-    )
-    params = (
-        Param("label_field", "ground_truth", "Label field", "The audited labels", kind="label"),
-        Param("size", 100, "Sample size", "Number of samples to review"),
-        Param("seed", 51, "Random seed", "Same seed and view, same sample"),
-        Param("run_key", "label_audit", "Run key", "Name of the audit run"),
-    )
-
-    def run(self, ctx, params, progress):
-        results = start_audit(
-            ctx.target_view(), params["label_field"], int(params["size"]),
-            int(params["seed"]), params["run_key"],
-        )
-        if not ctx.delegated:
-            base = ctx.view if results.get("objects") else ctx.dataset  # the patches
-            ctx.ops.set_view(base.select(results["sample_ids"], ordered=True))
-        return dict(
-            run_key=params["run_key"], num_samples=len(results["sample_ids"]),
-            population=results["population"], estimate=results["estimate"],
-        )

@@ -1,16 +1,17 @@
 """Objects in a real browser: a detection dataset, its patches view, the
 detectors run from the operator browser, the object outputs in the grid.
 
-The shipped pasted-CIFAR-10N subset (``demo/cifar10n-objects``, first 30
-images) is opened in the App (``fiftyone app launch --remote``, private
-database, Debian chromium via Playwright). The test switches to the patches
-view with the App's "patches" button, runs kNN disagreement and the
-consensus through their forms, filters the patches grid with the sidebar
-filter of the object attribute ``ground_truth.noise_flagged``, then runs
-``find_label_issues`` (re-score) whose end view is the flagged objects
-sorted by ``ground_truth.noise_score``; the first patch the App opens is
-the top-scored object. Screenshots go to ``artifacts/browser/``
-(``objects_*.png``).
+Uses the App of ``test_app.py`` (its ``app`` fixture: ``fiftyone app launch
+--remote`` on the private database, Debian chromium via Playwright) and
+opens another dataset there: the shipped pasted-CIFAR-10N subset
+(``demo/cifar10n-objects``, first 30 images). The test switches to the
+patches view with the App's "patches" button, runs kNN disagreement and
+the consensus through their forms, filters the patches grid with the
+sidebar filter of the object attribute ``ground_truth.noise_flagged``, then
+runs ``find_label_issues`` (re-score), whose end view is the flagged objects
+sorted by ``ground_truth.noise_score``: the first patch the App opens is the
+top-scored object. Screenshots go to ``artifacts/browser/objects_*.png``
+(and ``docs/img/`` with ``UPDATE_DOCS_IMG=1``).
 """
 
 import os
@@ -19,27 +20,29 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from app_server import REPO, dataset_page, launched_app  # noqa: E402
-from test_app import _open_form, _requirements, _run_operator, _shot, _wait_for  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from test_app import (  # noqa: E402,F401  (app: the App fixture)
+    ARTIFACTS, REPO, _dismiss_popups, _run_operator, _shot, _wait_for, app,
+)
 
 pytestmark = pytest.mark.browser
 NUM_IMAGES = 30
 
 
 @pytest.fixture(scope="module")
-def objects_app():
-    _requirements()
+def objects_app(app):
     sys.path.insert(0, os.path.join(REPO, "scripts"))
     from make_detection_dataset import load_objects
 
+    url, _ = app
     name = "browser-objects-%d" % os.getpid()
     full = load_objects(name + "-all", os.path.join(REPO, "demo", "cifar10n-objects"))
     ds = full.limit(NUM_IMAGES).clone(name)
     full.delete()
     ds.persistent = True
-    with launched_app(ds, "app_objects.log") as url:
-        yield url, ds
+    yield url, ds
+    ds.delete()
 
 
 def _count(page, what):
@@ -48,57 +51,77 @@ def _count(page, what):
     return int(text.split()[0].replace(",", ""))
 
 
+def _rescore(page):
+    """find_label_issues from the operator browser, "Re-score only" ticked."""
+    title = "Label noise: find label issues (all detectors + consensus)"
+    page.mouse.click(5, 400)  # the App, not an input, has the focus
+    page.keyboard.press("Backquote")
+    page.get_by_placeholder(re.compile("search", re.I)).first.fill("find label issues")
+    page.get_by_text(title, exact=True).first.click()
+    page.get_by_text("Re-score only", exact=True).first.click()
+    page.get_by_text(re.compile(r"Re-fits 'consensus'")).first.wait_for()
+    page.get_by_role("button", name="Execute").click()
+    page.get_by_role("button", name="Close").click(timeout=90000)
+
+
 def test_patches_view_in_the_app(objects_app):
     from fiftyone import ViewField as F
+    from playwright.sync_api import sync_playwright
+
+    from test_app import CHROMIUM, CHROMIUM_ARGS
+
     url, ds = objects_app
     num_objects = ds.count("ground_truth.detections")
-    with dataset_page(url, ds, "%d samples" % NUM_IMAGES, "objects_failure.png") as page:
-        # 1. the App's patches button: one grid item per object
-        page.locator("[data-cy='action-clips-patches']").first.click()
-        page.get_by_text("ground_truth", exact=True).last.click()
-        _wait_for(lambda: _count(page, "patches") == num_objects, what="the patches grid")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.set_default_timeout(30000)
+        _dismiss_popups(page)
+        try:
+            page.goto("%s/datasets/%s" % (url, ds.name))
+            page.get_by_text(re.compile(r"^%d samples$" % NUM_IMAGES)).first.wait_for(timeout=60000)
 
-        # 2. a detector and the consensus through their forms, on the objects
-        _run_operator(page, "Label noise: kNN disagreement", shot="objects_01_knn_form.png")
-        ds.reload()
-        assert ds.count("ground_truth.detections.knn_disagreement") == num_objects
-        assert "knn_disagreement" not in ds.get_field_schema()  # not on the images
-        assert ds.get_run_info("knn_disagreement").config.patches_field == "ground_truth"
-        _run_operator(page, "Label noise: consensus noise score")
-        ds.reload()
-        assert ds.count("ground_truth.detections.noise_score") == num_objects
-        patches = ds.to_patches("ground_truth")
-        num_flagged = patches.match(F("ground_truth.noise_flagged") == True).count()  # noqa: E712
-        assert 0 < num_flagged < num_objects
+            # 1. the App's patches button: one grid item per object
+            page.locator("[data-cy='action-clips-patches']").first.click()
+            page.get_by_text("ground_truth", exact=True).last.click()
+            _wait_for(lambda: _count(page, "patches") == num_objects, what="the patches grid")
 
-        # 3. the object attribute filters the patches grid (App sidebar)
-        page.locator("[data-cy='sidebar-field-arrow-enabled-ground_truth']").first.click()
-        flag_filter = page.locator("[data-cy='categorical-filter-ground_truth.noise_flagged']")
-        flag_filter.locator("[data-cy='checkbox-True']").first.click()
-        _wait_for(lambda: _count(page, "patches") == num_flagged, what="grid of flagged objects")
-        page.wait_for_timeout(2500)  # thumbnails
-        _shot(page, "objects_02_filtered.png")
+            # 2. a detector and the consensus through their forms, on the objects
+            _run_operator(page, "Label noise: kNN disagreement", shot="objects_01_knn_form.png")
+            ds.reload()
+            assert ds.count("ground_truth.detections.knn_disagreement") == num_objects
+            assert "knn_disagreement" not in ds.get_field_schema()  # not on the images
+            assert ds.get_run_info("knn_disagreement").config.patches_field == "ground_truth"
+            _run_operator(page, "Label noise: consensus noise score")
+            ds.reload()
+            assert ds.count("ground_truth.detections.noise_score") == num_objects
+            flagged = ds.to_patches("ground_truth").match(F("ground_truth.noise_flagged") == True)  # noqa: E712
+            assert 0 < flagged.count() < num_objects
 
-        # 4. find_label_issues (re-score) ends on the flagged objects,
-        # sorted by the object attribute noise_score
-        execute = _open_form(page, "Label noise: find label issues (all detectors + consensus)")
-        page.get_by_text("Re-score only", exact=True).first.click()
-        page.get_by_text(re.compile(r"Re-fits 'consensus'")).first.wait_for()
-        execute.click()
-        page.get_by_role("button", name="Close").click(timeout=90000)
-        patches = ds.to_patches("ground_truth")
-        flagged = patches.match(F("ground_truth.noise_flagged") == True)  # noqa: E712
-        num_flagged = flagged.count()
-        _wait_for(lambda: page.get_by_text("SortBy", exact=True).count() > 0, what="SortBy stage")
-        _wait_for(lambda: _count(page, "patches") == num_flagged, what="flagged objects, sorted")
-        page.wait_for_timeout(2500)
-        _shot(page, "objects_03_sorted.png")
-        top_score = flagged.bounds("ground_truth.noise_score")[1]
-        top_ids = set(flagged.match(F("ground_truth.noise_score") == top_score).values("id"))
-        first = page.locator("[data-cy='looker']").first
-        first.click()
-        shown = page.locator("[data-cy='sidebar-entry-id']").first
-        shown.wait_for(timeout=30000)
-        assert shown.get_attribute("title") in top_ids
-        page.wait_for_timeout(1500)
-        _shot(page, "objects_04_top_object.png")
+            # 3. the object attribute filters the patches grid (App sidebar)
+            page.locator("[data-cy='sidebar-field-arrow-enabled-ground_truth']").first.click()
+            flag_filter = page.locator("[data-cy='categorical-filter-ground_truth.noise_flagged']")
+            flag_filter.locator("[data-cy='checkbox-True']").first.click()
+            _wait_for(lambda: _count(page, "patches") == flagged.count(), what="grid of flagged objects")
+            page.wait_for_timeout(2500)  # thumbnails
+            _shot(page, "objects_patches_filter.png")
+
+            # 4. find_label_issues (re-score) ends on the flagged objects,
+            # sorted by the object attribute noise_score
+            _rescore(page)
+            flagged = ds.to_patches("ground_truth").match(F("ground_truth.noise_flagged") == True)  # noqa: E712
+            _wait_for(lambda: page.get_by_text("SortBy", exact=True).count() > 0, what="SortBy stage")
+            _wait_for(lambda: _count(page, "patches") == flagged.count(), what="flagged objects, sorted")
+            page.wait_for_timeout(2500)
+            _shot(page, "objects_patches_sorted.png")
+            top_score = flagged.bounds("ground_truth.noise_score")[1]
+            top_ids = set(flagged.match(F("ground_truth.noise_score") == top_score).values("id"))
+            page.locator("[data-cy='looker']").first.click()
+            shown = page.locator("[data-cy='sidebar-entry-id']").first
+            shown.wait_for(timeout=30000)
+            assert shown.get_attribute("title") in top_ids
+        except Exception:
+            page.screenshot(path=os.path.join(ARTIFACTS, "objects_failure.png"))
+            raise
+        finally:
+            browser.close()

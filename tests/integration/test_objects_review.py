@@ -134,7 +134,7 @@ def test_verdicts_on_objects_and_exact_undo(objects):
     obj = ds.to_patches("ground_truth").select(first).first().ground_truth
     assert obj.label == dict(zip(ids, suggested))[first] != label_of[first]
     assert obj.label_original == label_of[first] and obj.correction_source == "review"
-    assert obj.label_verified is False and obj.label_review.verdict == "suggestion"
+    assert obj.label_verified is False and obj.review_verdict == "suggestion"
     # the patches view in hand (the App's) sees the change too
     assert patches.select(first).values("ground_truth.label") == [obj.label]
     verdict(patches.select(second), verdict="correct")
@@ -144,13 +144,12 @@ def test_verdicts_on_objects_and_exact_undo(objects):
     verdict(patches.select([first, second]), verdict="skip")
     values = dict(zip(*ds.to_patches("ground_truth").values(["id", "ground_truth.label_verified"])))
     assert values[second] is True and values[third] is True and values[fourth] is False
-    assert ds.count_values("ground_truth.detections.label_review.verdict")["skip"] == 2
+    assert ds.count_values("ground_truth.detections.review_verdict")["skip"] == 2
     # sample-level fields are untouched
     assert "label_verified" not in ds.get_field_schema()
     assert "label_review" not in ds.get_field_schema()
-    # the consensus reads the object verdicts
     assert ds.to_patches("ground_truth").match(
-        F("ground_truth.label_review.verdict") == "relabel").values("id") == [fourth]
+        F("ground_truth.review_verdict") == "relabel").values("id") == [fourth]
 
     out = operator("undo_label_verdict")(patches, steps=5)
     assert out["num_undone"] == 5
@@ -161,6 +160,7 @@ def test_verdicts_on_objects_and_exact_undo(objects):
 
 
 def test_object_verdict_bad_input_writes_nothing(objects):
+    import fiftyone as fo
     from fiftyone.operators.executor import ExecutionError
 
     ds = objects(num_images=10)
@@ -178,22 +178,20 @@ def test_object_verdict_bad_input_writes_nothing(objects):
             operator("record_label_verdict")(patches.select(oid), **params)
         assert mention in error_line(info.value), (params, error_line(info.value))
         assert snapshot(ds) == before
-    # an attribute of that name holding something else
-    sample = ds.first()
-    for det in sample.ground_truth.detections:
-        det["label_review"] = "a note"
-    sample.save()
+    # the verification attribute holding something else
+    ds.delete_sample_field("ground_truth.detections.label_verified")
+    ds.add_sample_field("ground_truth.detections.label_verified", fo.StringField)
     before = snapshot(ds)
     with pytest.raises(ExecutionError) as info:
         operator("record_label_verdict")(ds.to_patches("ground_truth").select(oid), verdict="correct")
-    assert "label_review" in error_line(info.value)
+    assert "label_verified" in error_line(info.value)
     assert snapshot(ds) == before
 
 
 def test_audit_on_objects(objects):
     from methods.audit import wilson_interval
 
-    update_audit = sys.modules[type(operator("record_label_verdict")).__module__].update_audit
+    update_audit = sys.modules[type(operator("start_label_audit")).__module__].update_audit
     ds = objects(num_images=30, noise_rate=0.3)
     patches = ds.to_patches("ground_truth")
     out = operator("start_label_audit")(patches, size=15, seed=3)

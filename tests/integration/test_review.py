@@ -18,6 +18,12 @@ def _review_module():
     return sys.modules[type(operator("record_label_verdict")).__module__]
 
 
+def _audit_module():
+    import sys
+
+    return sys.modules[type(operator("start_label_audit")).__module__]
+
+
 def _sample_docs(ds, ids):
     docs = {d["_id"]: d for d in ds._sample_collection.find({})}
     from bson import ObjectId
@@ -181,7 +187,7 @@ def test_verdict_operators_and_audit(noisy):
         operator("record_label_verdict")(
             ds.select([sid]), verdict=verdict, new_label=clean, mode="audit"
         )
-    est = lnv.update_audit(ds, "label_audit")["estimate"]
+    est = _audit_module().update_audit(ds, "label_audit")["estimate"]
     k = sum(bool(truth[i]) for i in ids)
     assert est["n"] == 20 and est["wrong"] == k
     assert (est["low"], est["high"]) == pytest.approx(wilson_interval(k, 20))

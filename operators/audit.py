@@ -1,0 +1,145 @@
+"""Audits: how many wrong labels are left?
+
+An audit (:func:`start_audit`) draws a uniform random sample of a view
+(samples, or objects of a patches view), seeded, and records it as a run
+with ``method="label_audit"`` whose results hold ``sample_ids`` (item ids
+in review order) and, after each audit verdict, the estimated share of wrong
+labels with its 95% Wilson interval, overall and per class
+(:func:`update_audit`). The consensus reads the newest such run as its
+unbiased verified set (:func:`operators.evidence.audited_mask`): the items
+are reviewed with the same verdicts as a review (:mod:`operators.review`).
+"""
+
+import numpy as np
+
+from . import runs as lnr
+from .common import ActionOperator, Param
+from .data import InputError, check_label_field
+from .review import Items
+
+AUDIT_METHOD = "label_audit"
+
+
+def start_audit(view, label_field="ground_truth", size=100, seed=51, run_key="label_audit"):
+    """Draws a uniform random sample of ``view`` and records it as a run.
+
+    The population is the items of ``view`` with a label (samples, or the
+    objects of a patches view); ids are sorted before drawing, so the same
+    view and seed give the same sample whatever the view's order. Returns
+    the run's results (see :func:`update_audit`).
+    """
+    from ..methods.audit import draw_audit_sample
+
+    check_label_field(view, label_field)
+    if int(size) < 1:
+        raise InputError("The audit size must be at least 1, got %r" % size)
+    items = Items(view, label_field)
+    dataset = view._root_dataset
+    population = sorted(view.exists(label_field + ".label").values("id"))
+    if not population:
+        raise InputError("No item of the view has a label in '%s'" % label_field)
+    picked = [population[i] for i in draw_audit_sample(len(population), size, seed)]
+    params = dict(label_field=label_field, size=int(size), seed=int(seed), run_key=run_key)
+    with lnr.dataset_write_lock(dataset):
+        lnr.record_run(
+            dataset, run_key, AUDIT_METHOD, params, [],
+            results=dict(
+                sample_ids=picked, population=len(population), label_field=label_field,
+                objects=items.objects, seed=int(seed), created=_iso_now(),
+            ),
+            num_samples=len(picked),
+        )
+    return update_audit(view, run_key)
+
+
+def _iso_now():
+    from .review import _now
+
+    return _now().isoformat()
+
+
+def audit_runs(dataset):
+    """Keys of the audit runs, most recent first."""
+    dataset = dataset._root_dataset
+    keys = lnr.plugin_runs(dataset, method=AUDIT_METHOD)
+    return sorted(keys, key=lambda k: dataset.get_run_info(k).timestamp, reverse=True)
+
+
+def update_audits(collection):
+    """:func:`update_audit` of every audit run, most recent first."""
+    return [update_audit(collection, key) for key in audit_runs(collection)]
+
+
+def update_audit(collection, run_key=None):
+    """Recomputes an audit's estimate from the verdicts so far and saves it.
+
+    Wrong = ``label_verified`` False; right = True; unreviewed or skipped
+    items are left out. The class of an item is its *given* label (the
+    original, if a correction was applied since). Results keep
+    ``sample_ids``, ``population``, ``reviewed``, ``skipped`` and
+    ``estimate`` (see :func:`methods.audit.audit_estimate`).
+
+    ``collection``: the dataset, or (object audits) the patches view the
+    audit was drawn from (else a patches view of the dataset is built).
+    """
+    from ..methods.audit import audit_estimate
+
+    dataset = collection._root_dataset
+    run_key = run_key or (audit_runs(dataset) or [None])[0]
+    if run_key is None:
+        raise InputError("This dataset has no audit yet: start one (start_label_audit)")
+    results = lnr.load_results(dataset, run_key)
+    ids = list(results["sample_ids"])
+    objects = bool(results.get("objects"))
+    from .objects import is_patches
+
+    base = collection if objects == is_patches(collection) else dataset
+    items = Items(base, results["label_field"], objects=objects)
+    got = items.read(ids, ["given", "original", "verified", "verdict"])
+    found = items.found(ids)
+    wrong, labels, skipped = [], [], 0
+    for k, sid in enumerate(ids):
+        if sid not in found:
+            continue
+        if got["verdict"][k] == "skip":
+            skipped += 1
+            continue
+        v = got["verified"][k]
+        if v is None:
+            continue
+        wrong.append(v is False)
+        labels.append(got["original"][k] or got["given"][k])
+    est = audit_estimate(np.array(wrong, bool), labels, population=results["population"])
+    results.update(reviewed=len(wrong), skipped=skipped, estimate=est, updated=_iso_now())
+    run_results = dataset.init_run_results(run_key, **lnr._jsonable(results))
+    dataset.save_run_results(run_key, run_results, overwrite=True)
+    return dict(results, run_key=run_key)
+
+
+class StartLabelAudit(ActionOperator):
+    name = "start_label_audit"
+    label = "Label noise: start an audit (how many wrong labels are left?)"
+    description = (
+        "Draws a uniform random sample of the target view to review; its "
+        "verdicts estimate the share of wrong labels (95% Wilson interval)"
+    )
+    params = (
+        Param("label_field", "ground_truth", "Label field", "The audited labels", kind="label"),
+        Param("size", 100, "Sample size", "Number of samples to review"),
+        Param("seed", 51, "Random seed", "Same seed and view, same sample"),
+        Param("run_key", "label_audit", "Run key", "Name of the audit run"),
+    )
+
+    def run(self, ctx, params, progress):
+        view = ctx.target_view()
+        results = start_audit(
+            view, params["label_field"], int(params["size"]),
+            int(params["seed"]), params["run_key"],
+        )
+        if not ctx.delegated:
+            base = Items(view, params["label_field"]).view
+            ctx.ops.set_view(base.select(results["sample_ids"], ordered=True))
+        return dict(
+            run_key=params["run_key"], num_samples=len(results["sample_ids"]),
+            population=results["population"], estimate=results["estimate"],
+        )

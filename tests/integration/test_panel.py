@@ -1,0 +1,269 @@
+"""The "Label noise" panel's logic without the App: charts by aggregation,
+review and audit sessions (verdicts, undo, resume, stale keys), the heatmap
+click, re-score, on samples and on a patches view.
+
+Panel events are called on the registered panel with a small stand-in for
+FiftyOne's execution context (state, data, ops recorded); the real App is
+driven in tests/browser/test_app.py.
+"""
+
+import numpy as np
+import pytest
+
+from conftest import operator
+
+
+class State(dict):
+    def __getattr__(self, key):
+        return self.get(key)
+
+
+class Panel:
+    def __init__(self, state):
+        self.state = state
+        self.data = {}
+
+    def set_state(self, key, value):
+        self.state[key] = value
+
+    def set_data(self, key, value):
+        self.data[key] = value
+
+
+class Ops:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+
+        return record
+
+    def last(self, name):
+        found = [c for c in self.calls if c[0] == name]
+        return found[-1] if found else None
+
+
+class Ctx:
+    """What a panel event sees: dataset, view, selection, params, panel, ops."""
+
+    def __init__(self, dataset, view=None, state=None):
+        self.dataset = dataset
+        self.view = view if view is not None else dataset.view()
+        self.selected = []
+        self.params = {}
+        self.panel = Panel(State(state or {}))
+        self.ops = Ops()
+        self.delegated = False
+
+    def event(self, panel, method, **params):
+        self.params = params
+        self.ops = Ops()
+        getattr(panel, method)(self)
+        shown = self.ops.last("set_view")
+        if shown is not None:  # the App then sends this view with the next event
+            self.view = shown[1][0] if shown[1] else shown[2]["view"]
+        return panel.render(self)
+
+
+def _panel():
+    return operator("label_noise_panel")
+
+
+def _module(name):
+    import sys
+
+    return sys.modules[type(operator(name)).__module__]
+
+
+@pytest.fixture
+def scored(blob_dataset):
+    ds = blob_dataset(num_classes=4, per_class=50, noise_rate=0.2, class_names=["cat", "dog", "frog", "ship"])
+    operator("find_label_issues")(ds, preset="custom", detectors="knn_disagreement,label_quality")
+    return ds
+
+
+def _props(rendered):
+    return rendered.to_json()["type"]["properties"]
+
+
+def test_overview_charts_by_aggregation(scored):
+    from fiftyone import ViewField as F
+
+    ds = scored
+    p = _panel()
+    ctx = Ctx(ds)
+    p.on_load(ctx)
+    state = ctx.panel.state
+    assert state.score_field == "noise_score" and state.label_field == "ground_truth"
+    # the threshold starts at the consensus' own cut: beyond it = its flags
+    flagged = ds.match(F("noise_score") >= state.threshold)
+    assert flagged.count() == ds.count_values("noise_flagged")[True]
+    hist = ctx.panel.data["histogram"][0]
+    assert sum(hist["y"]) == len(ds) and min(hist["x"]) > 0 and max(hist["x"]) < 1  # bins over [0, 1]
+    # heatmap: per (given, suggested) the flagged counts, or the estimate
+    est = ds.load_run_results("consensus", cache=False).noise_estimate
+    heat = ctx.panel.data["heatmap"][0]
+    classes = heat["x"]
+    assert classes == ["cat", "dog", "frog", "ship"]
+    if est.get("pairs"):
+        pairs = {(g, t): c for g, t, c in est["pairs"]}
+        assert heat["z"][0][1] == pairs.get(("cat", "dog"), 0)
+    ctx.event(p, "on_change_heatmap_cells", value="flagged")
+    heat = ctx.panel.data["heatmap"][0]
+    given, sugg = flagged.values(["ground_truth.label", "suggested_label.label"])
+    for i, g in enumerate(classes):
+        for j, s in enumerate(classes):
+            n = sum(1 for a, b in zip(given, sugg) if (a, b) == (g, s))
+            assert (heat["z"][i][j] or 0) == n
+    bars = ctx.panel.data["class_rates"][0]
+    assert bars["x"] == classes
+    assert bars["y"] == pytest.approx([100 * est["per_class"][c] for c in classes])
+    rendered = _props(p.render(ctx))
+    assert {"histogram", "heatmap", "class_rates", "threshold", "review_row", "audit_row"} <= set(rendered)
+
+
+def test_heatmap_click_sets_the_grid(scored):
+    ds = scored
+    p = _panel()
+    ctx = Ctx(ds)
+    p.on_load(ctx)
+    ctx.event(p, "on_change_heatmap_cells", value="flagged")
+    heat = ctx.panel.data["heatmap"][0]
+    i, j = np.unravel_index(np.argmax(np.nan_to_num(np.array(heat["z"], float))), (4, 4))
+    g, s = heat["y"][i], heat["x"][j]
+    ctx.event(p, "on_heatmap_click", x=s, y=g)
+    view = ctx.view
+    assert view.count() == heat["z"][i][j] > 0
+    assert set(view.values("ground_truth.label")) == {g}
+    assert set(view.values("suggested_label.label")) == {s}
+    scores = view.values("noise_score")
+    assert scores == sorted(scores, reverse=True)
+    assert ctx.panel.state.pair == [g, s, view.count()]
+
+
+def test_review_session_keys_undo_resume(scored):
+    ds = scored
+    p = _panel()
+    ctx = Ctx(ds)
+    p.on_load(ctx)
+    n_flagged = ds.count_values("noise_flagged")[True]
+    out = _props(ctx.event(p, "start_review"))
+    assert ctx.panel.state.mode == "review"
+    order = ds.match({"noise_flagged": True}).sort_by("noise_score", reverse=True).values("id")
+    assert ctx.view.values("id") == order  # the grid shows the queue
+    assert "reviewed **0** of **%d**" % n_flagged in out["review_top"]["type"]["properties"]["review_counter"]["default"]
+    keys = out["review_keys"]["view"]
+    assert keys["component"] == "LabelNoiseReviewKeys" and keys["item_id"] == order[0]
+    assert keys["on_key"].endswith("#on_review_key") and "y" in keys["keys"]
+    image = out["review_image"]["view"]
+    assert image["component"] == "LabelNoiseImage" and image["filepath"] == ds[order[0]].filepath
+
+    truth = dict(zip(ds.values("id"), ds.values("clean_label.label")))
+    given = dict(zip(ds.values("id"), ds.values("ground_truth.label")))
+    sugg = dict(zip(ds.values("id"), ds.values("suggested_label.label")))
+    classes = ["cat", "dog", "frog", "ship"]
+    # y on the first, s on the second (when it has a suggestion), a digit on the third
+    ctx.event(p, "on_review_key", key="y", item_id=order[0])
+    assert ds[order[0]].label_verified is True
+    ctx.event(p, "on_review_key", key="s", item_id=order[1])
+    assert ds[order[1]].ground_truth.label == sugg[order[1]]
+    assert ds[order[1]].ground_truth_original.label == given[order[1]]
+    assert ds[order[1]].label_verified is False
+    other = next(c for c in classes if c != given[order[2]])
+    ctx.event(p, "on_review_key", key=str(classes.index(other) + 1), item_id=order[2])
+    assert ds[order[2]].ground_truth.label == other and ds[order[2]].label_review.verdict == "relabel"
+    # a stale key (the item already decided) changes nothing
+    ctx.event(p, "on_review_key", key="y", item_id=order[2])
+    assert ds[order[3]].label_verified is None and ds[order[2]].label_verified is False
+    ctx.event(p, "on_review_key", key="n", item_id=order[3])
+    assert ds[order[3]].label_review.verdict == "skip" and ds[order[3]].label_verified is None
+    # undo: the skip, then the relabel, exactly
+    ctx.event(p, "on_review_key", key="u")
+    ctx.event(p, "on_review_key", key="u")
+    assert ds[order[2]].ground_truth.label == given[order[2]]
+    assert ds[order[2]].ground_truth_original is None and ds[order[2]].label_review is None
+    out = _props(p.render(ctx))
+    assert out["review_keys"]["view"]["item_id"] == order[2]
+    assert "reviewed **2** of" in out["review_top"]["type"]["properties"]["review_counter"]["default"]
+    # leave, and resume where it stopped (the queue is in the dataset's store)
+    ctx.event(p, "leave_review")
+    assert ctx.panel.state.mode == "overview"
+    fresh = Ctx(ds)
+    p.on_load(fresh)
+    row = _props(p.render(fresh))["review_row"]["type"]["properties"]
+    assert row["resume_review"]["view"]["label"] == "Resume review (reviewed 2 of %d)" % n_flagged
+    out = _props(fresh.event(p, "resume_review"))
+    assert out["review_keys"]["view"]["item_id"] == order[2]
+    assert truth  # (clean labels available to the checks above)
+
+
+def test_audit_session_estimate(scored):
+    from methods.audit import wilson_interval
+
+    ds = scored
+    p = _panel()
+    ctx = Ctx(ds, state={"audit_size": 20, "audit_seed": 5})
+    p.on_load(ctx)
+    ctx.event(p, "on_change_audit_size", value=20)
+    out = _props(ctx.event(p, "start_audit"))
+    assert ctx.panel.state.mode == "audit"
+    ids = list(ds.load_run_results("label_audit", cache=False).sample_ids)
+    assert len(ids) == 20 and ctx.view.values("id") == ids
+    truth = dict(zip(ds.values("id"), ds.values("is_noisy")))
+    clean = dict(zip(ds.values("id"), ds.values("clean_label.label")))
+    classes = ["cat", "dog", "frog", "ship"]
+    for sid in ids:
+        key = str(classes.index(clean[sid]) + 1) if truth[sid] else "y"
+        out = _props(ctx.event(p, "on_review_key", key=key, item_id=sid))
+    k = sum(bool(truth[i]) for i in ids)
+    est = ds.load_run_results("label_audit", cache=False).estimate
+    assert est["n"] == 20 and est["wrong"] == k
+    assert (est["low"], est["high"]) == pytest.approx(wilson_interval(k, 20))
+    text = out["audit_estimate"]["default"]
+    assert "%.1f%%" % (100 * k / 20) in text and "95% interval" in text
+    assert "review_done" in out
+    # the consensus reads the audit as its unbiased verified set
+    ctx.event(p, "rescore")
+    info = ds.get_run_info("consensus").config
+    assert info.num_verified["mislabeled"] + info.num_verified["correct"] == 20
+    assert ctx.panel.state.last_rescore["run_key"] == "consensus"
+
+
+def test_review_on_patches(new_dataset, tmp_path):
+    """Objects: the same panel on a patches view writes on each object."""
+    import fiftyone as fo
+    from PIL import Image
+
+    from conftest import blobs
+
+    x, y, noisy = blobs(num_classes=3, per_class=40, dim=8, noise_rate=0.2, seed=1)
+    names = ["car", "person", "tree"]
+    ds = new_dataset()
+    samples = []
+    for i in range(0, len(y), 2):
+        path = str(tmp_path / ("img_%03d.png" % i))
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(path)
+        dets = [fo.Detection(label=names[noisy[j]], bounding_box=[0.1 + 0.4 * (j - i), 0.1, 0.3, 0.3],
+                             embeddings=x[j], clean_label=names[y[j]]) for j in (i, i + 1)]
+        samples.append(fo.Sample(filepath=path, ground_truth=fo.Detections(detections=dets)))
+    ds.add_samples(samples, dynamic=True)
+    patches = ds.to_patches("ground_truth")
+    operator("find_label_issues")(patches, label_field="ground_truth", preset="custom",
+                                  detectors="knn_disagreement,label_quality")
+    p = _panel()
+    ctx = Ctx(ds, view=patches)
+    p.on_load(ctx)
+    assert ctx.panel.state.score_field == "noise_score"
+    assert sum(ctx.panel.data["histogram"][0]["y"]) == len(patches)
+    out = _props(ctx.event(p, "start_review"))
+    first = out["review_keys"]["view"]["item_id"]
+    assert out["review_image"]["view"]["box"] is not None
+    ctx.event(p, "on_review_key", key="s", item_id=first)
+    obj = ds.to_patches("ground_truth").select([first]).first().ground_truth
+    assert obj.label_verified is False and obj.label_original is not None
+    assert obj.label != obj.label_original and obj.review_verdict == "suggestion"
+    ctx.event(p, "on_review_key", key="u")
+    obj = ds.to_patches("ground_truth").select([first]).first().ground_truth
+    assert obj.label_original is None and obj.review_verdict is None and obj.label_verified is None
