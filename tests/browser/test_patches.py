@@ -23,7 +23,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from test_app import (  # noqa: E402,F401  (app: the App fixture)
-    ARTIFACTS, REPO, _dismiss_popups, _run_operator, _shot, _wait_for, app,
+    ARTIFACTS, REPO, _dismiss_popups, _open_dataset, _run_operator, _shot, _wait_for, app,
 )
 
 pytestmark = pytest.mark.browser
@@ -49,6 +49,20 @@ def _count(page, what):
     """The "N patches" / "N of M patches" count above the grid."""
     text = page.get_by_text(re.compile(r"^[\d,]+( of [\d,]+)? %s$" % what)).first.inner_text(timeout=20000)
     return int(text.split()[0].replace(",", ""))
+
+
+def _open_patches(page, url, ds):
+    """The dataset's page, then its patches view of ``ground_truth``."""
+    for attempt in range(3):
+        _open_dataset(page, url, ds)  # retries "No dataset selected"
+        try:
+            page.locator("[data-cy='action-clips-patches']").first.click()
+            page.get_by_text("ground_truth", exact=True).last.click(timeout=10000)
+            page.get_by_text(re.compile(r"^[\d,]+ patches$")).first.wait_for(timeout=30000)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
 
 
 def _rescore(page):
@@ -78,12 +92,8 @@ def test_patches_view_in_the_app(objects_app):
         page.set_default_timeout(30000)
         _dismiss_popups(page)
         try:
-            page.goto("%s/datasets/%s" % (url, ds.name))
-            page.get_by_text(re.compile(r"^%d samples$" % NUM_IMAGES)).first.wait_for(timeout=60000)
-
             # 1. the App's patches button: one grid item per object
-            page.locator("[data-cy='action-clips-patches']").first.click()
-            page.get_by_text("ground_truth", exact=True).last.click()
+            _open_patches(page, url, ds)
             _wait_for(lambda: _count(page, "patches") == num_objects, what="the patches grid")
 
             # 2. a detector and the consensus through their forms, on the objects
