@@ -13,7 +13,11 @@ what differs:
 - :func:`write_label_fields`: outputs written on the dataset's labels
   (``ground_truth.detections.<name>``), keyed by label id, staged then moved
   into place by one server-side update (the same all-or-nothing property as
-  :func:`operators.data.write_sample_fields`);
+  :func:`operators.data.write_sample_fields`); a value :data:`ABSENT`
+  removes the attribute (:func:`write_object_rows` does the writing);
+- :func:`raw_objects`, :func:`snapshot_objects`, :func:`restore_objects`:
+  objects as stored, for exact undo (review verdicts);
+- :func:`tag_objects`: label tags;
 - :func:`count_empty_samples`: images without objects (skipped and counted).
 """
 
