@@ -124,12 +124,18 @@ def write_report():
         from bench_objects import SECTION_TITLE, section
 
         lines += [SECTION_TITLE, "", section(objects), ""]
+    review = _load("review")
+    if review:
+        from bench_review import SECTION_TITLE as REVIEW_TITLE, section as review_section
+
+        lines += [REVIEW_TITLE, "", review_section(review), ""]
     lines += ["## Per-method benchmarks", "",
               "Each method's own script (`benchmarks/bench_<method>.py`); see the method's page "
               "in `docs/` for what every column means.", ""]
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
-        if name.startswith(("suite", "scaling", "objects")) or name == "scale" or name.endswith("_quick"):
+        if (name.startswith(("suite", "scaling", "objects", "review")) or name == "scale"
+                or name.endswith("_quick")):
             continue
         data = json.load(open(path))
         tables = [(k, v) for k, v in data.items()

@@ -23,7 +23,6 @@ It works on samples and on the objects of a patches view (outputs at
 import math
 
 import fiftyone.operators as foo
-import fiftyone.operators.types as types
 
 from . import corrections as lnc
 from . import panel_charts as charts
@@ -31,7 +30,7 @@ from . import panel_review as review
 from . import review as lnv
 from . import audit as lna
 from .curation import SOURCE, corrections_view, score_fields, suggestion_fields
-from .data import InputError, classification_fields, output_path
+from .data import InputError, classification_fields
 
 MODES = ("overview", "review", "audit")
 PLUGIN = "@label-noise/curation"
@@ -222,8 +221,7 @@ class LabelNoisePanel(foo.Panel):
         spath = charts.suggestion_path(base, lf, state.source_field)
         if spath is None:
             return
-        view = charts.flagged_pair_view(self._flagged(ctx), output_path(base, lf, "label")
-                                        if lnv.is_patches(base) else lf + ".label", spath, given, suggested)
+        view = charts.flagged_pair_view(self._flagged(ctx), lf + ".label", spath, given, suggested)
         ctx.panel.set_state("pair", [given, suggested, view.count()])
         ctx.ops.set_view(view)
 
@@ -393,7 +391,7 @@ class LabelNoisePanel(foo.Panel):
             return
         base, lf = self._base(ctx)
         flagged = self._flagged(ctx)
-        given = output_path(base, lf, "label") if lnv.is_patches(base) else lf + ".label"
+        given = lf + ".label"  # the class: the Classification's, or the object's
         estimate = charts.noise_estimate(base, state.score_field)
         spath = charts.suggestion_path(base, lf, state.source_field)
         heat, heat_what = (None, None)

@@ -16,7 +16,6 @@ Paths are resolved for samples or for the objects of a patches view
 (:func:`operators.data.output_path`).
 """
 
-import fiftyone as fo
 from fiftyone import ViewField as F
 
 from . import runs as lnr
@@ -119,7 +118,9 @@ def score_histogram(collection, label_field, score_field, bins=BINS):
         lo, hi = 0.0, 1.0
     elif hi <= lo:
         hi = lo + 1.0
-    counts, edges, _ = collection.histogram_values(path, bins=bins, range=[lo, hi])
+    # FiftyOne's bins are right-open: widen the last one a hair so the
+    # maximum (e.g. a score of exactly 1.0) is counted
+    counts, edges, _ = collection.histogram_values(path, bins=bins, range=[lo, hi + 1e-9 * (hi - lo)])
     centers = [(a + b) / 2.0 for a, b in zip(edges[:-1], edges[1:])]
     trace = {
         "type": "bar", "x": centers, "y": list(counts), "name": score_field,
@@ -216,10 +217,3 @@ def threshold_shape(threshold):
         "type": "line", "x0": threshold, "x1": threshold, "yref": "paper", "y0": 0, "y1": 1,
         "line": {"color": "#d62728", "width": 2, "dash": "dash"},
     }]
-
-
-def class_counts_text(counts):
-    return ", ".join("%s %d" % kv for kv in sorted(counts.items()))
-
-
-__all__ = [name for name in dir() if not name.startswith("_") and name not in ("fo", "F")]

@@ -77,6 +77,8 @@ OUTPUT_PARAMS = (
     "confidence_field", "noise_field",
 )
 MODELS = ("resnet18", "resnet50", "mobilenet_v3_large")
+#: the form's "no model" choice (the SDK's default is "")
+NO_MODEL = "none"
 MIN_VALIDATED_PER_CLASS = 50
 MIN_VERIFIED_EACH = 10
 
@@ -235,7 +237,7 @@ class FindLabelIssues(ActionOperator):
         Param(
             "model", "", "Model (when the embeddings field is missing)",
             "torchvision backbone for compute_embeddings",
-            choices=("",) + MODELS,
+            choices=("", NO_MODEL) + MODELS,
         ),
         Param(
             "weights", "DEFAULT", "Model weights",
@@ -312,9 +314,10 @@ class FindLabelIssues(ActionOperator):
         when the target has no vector field)."""
         collection = getattr(ctx, "view", None) or ctx.dataset
         vectors = lnd.vector_fields(collection) if collection is not None else []
-        default_model = "" if vectors else MODELS[0]
+        default_model = NO_MODEL if vectors else MODELS[0]
         dropdown = types.DropdownView()
-        dropdown.add_choice("", label="none: use an existing embeddings field")
+        dropdown.add_choice(NO_MODEL, label="none: use an existing embeddings field")
+        dropdown.add_choice("", label="none", include=False)  # the SDK's default
         for name in MODELS:
             dropdown.add_choice(name, label="%s (computes the embeddings field)" % name)
         inputs.enum(
@@ -322,6 +325,7 @@ class FindLabelIssues(ActionOperator):
             label=model_param.label, description=model_param.description, view=dropdown,
         )
         model = (ctx.params or {}).get("model", default_model)
+        model = "" if model == NO_MODEL else model
         embeddings_field_input(ctx, inputs, by_name["embeddings_field"], allow_new=bool(model))
         if model:
             by_name["weights"].add_to(inputs, ctx)
@@ -376,7 +380,7 @@ class FindLabelIssues(ActionOperator):
             lnd.check_label_field(view, params["label_field"])
             embeddings = lnd.embeddings_path(view, params["label_field"], params["embeddings_field"])
             if not lnd.embeddings_exist(view, embeddings):  # objects: <label>.<field>
-                if not params["model"]:
+                if params["model"] in ("", NO_MODEL):
                     raise lnd.InputError(
                         "Embeddings field '%s' does not exist: pick an existing "
                         "vector field (%s) or a model to compute it"

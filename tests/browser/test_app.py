@@ -155,6 +155,7 @@ def _shot(page, name):
     path = os.path.join(ARTIFACTS, name)
     page.screenshot(path=path)
     if os.environ.get("UPDATE_DOCS_IMG") and name != "failure.png":
+        os.makedirs(DOCS_IMG, exist_ok=True)
         shutil.copy(path, os.path.join(DOCS_IMG, name))
     return path
 
@@ -291,7 +292,7 @@ def test_review_workflow_in_the_app(app):
             _panel_text(page, r"flagged \(noise_score ≥")
             page.get_by_text("Given × suggested label").first.wait_for()
             page.get_by_text(re.compile("share of wrong labels per class", re.I)).first.wait_for()
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(5000)  # the grid's thumbnails reload beside the new panel
             _shot(page, "03_panel_overview.png")
 
             # 3. review mode with the keyboard on 5 samples

@@ -7,6 +7,8 @@ FiftyOne's execution context (state, data, ops recorded); the real App is
 driven in tests/browser/test_app.py.
 """
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -122,6 +124,48 @@ def test_overview_charts_by_aggregation(scored):
     assert bars["y"] == pytest.approx([100 * est["per_class"][c] for c in classes])
     rendered = _props(p.render(ctx))
     assert {"histogram", "heatmap", "class_rates", "threshold", "review_row", "audit_row"} <= set(rendered)
+
+
+def test_chart_helpers(scored):
+    from fiftyone import ViewField as F
+
+    charts = sys.modules[type(operator("label_noise_panel")).__module__.replace(".panel", ".panel_charts")]
+    ds = scored
+    view = charts.beyond(ds, None, "noise_score", 0.6)
+    scores = view.values("noise_score")
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.6
+    assert len(scores) == ds.match(F("noise_score") >= 0.6).count()
+    low = charts.beyond(ds, None, "label_quality", 0.2, higher=charts.higher_is_noisier("label_quality"))
+    assert max(low.values("label_quality")) <= 0.2
+    trace, bounds = charts.score_histogram(ds, None, "knn_disagreement")  # not a probability
+    assert sum(trace["y"]) == ds.count("knn_disagreement")
+    assert bounds == (0.0, 1.0) or bounds == tuple(ds.bounds("knn_disagreement"))
+    # a heatmap from counts alone (no estimate), and the estimate's hover text
+    trace, what = charts.pair_heatmap({("a", "b"): 3, ("b", "a"): 1}, None)
+    assert what == "flagged items" and trace["z"] == [[None, 3], [1, None]]
+    trace, what = charts.pair_heatmap({("a", "b"): 3}, {"pairs": [["a", "b", 7], ["b", "c", 2]]})
+    assert what == "estimated wrong labels" and trace["x"] == ["a", "b", "c"]
+    assert trace["z"][0][1] == 7 and "flagged: 3" in trace["text"][0][1]
+    assert charts.pair_heatmap({}, None) == (None, None)
+
+
+def test_keys_and_audit_text():
+    review = sys.modules[type(operator("label_noise_panel")).__module__.replace(".panel", ".panel_review")]
+    classes = ["cat", "dog"]
+    assert review.key_action("Y", classes) == ("correct", None)
+    assert review.key_action("2", classes) == ("relabel", "dog")
+    assert review.key_action("3", classes) == (None, None)
+    assert review.key_action("u", classes) == ("undo", None)
+    assert "1 cat · 2 dog" in review.key_hint(classes)
+    text = review.audit_summary({
+        "n": 40, "wrong": 4, "rate": 0.1, "low": 0.04, "high": 0.23, "population": 1000,
+        "count_low": 40, "count_high": 230,
+        "per_class": {"cat": {"n": 20, "wrong": 3, "rate": 0.15, "low": 0.05, "high": 0.36}},
+        "too_few": {"dog": 4},
+    })
+    assert "10.0%" in text and "4.0%–23.0%" in text and "40–230 of 1,000" in text
+    assert "| cat | 20 | 3 | 15% | 5%–36% |" in text and "dog (4)" in text
+    assert review.audit_summary({"n": 0}) == "No audit verdict yet."
 
 
 def test_heatmap_click_sets_the_grid(scored):

@@ -222,3 +222,42 @@ def test_forms_offer_field_dropdowns(noisy):
     ctx = ExecutionContext(request_params={"dataset_name": ds.name, "params": {}})
     knn = operator("compute_knn_disagreement").resolve_input(ctx).to_json()["type"]["properties"]
     assert knn["label_field"]["default"] == "clean_label"
+
+
+def test_find_label_issues_form_model_and_patches(noisy, new_dataset):
+    import fiftyone as fo
+    from fiftyone.operators.executor import ExecutionContext
+
+    def props(ds_or_view, **params):
+        ctx = ExecutionContext(request_params={"dataset_name": ds_or_view._root_dataset.name,
+                                               "params": params})
+        if ds_or_view.view() != ds_or_view._root_dataset.view():
+            ctx._view = ds_or_view
+        return operator("find_label_issues").resolve_input(ctx).to_json()["type"]["properties"]
+
+    # with a vector field: no model, a dropdown of the existing vector fields
+    p = props(noisy)
+    assert p["model"]["default"] == "none" and "weights" not in p
+    assert p["embeddings_field"]["view"]["name"] == "DropdownView"
+    assert "detectors" not in p  # only for the custom preset
+    assert "detectors" in props(noisy, preset="custom")
+    # without one: a model is preselected and a new field name is accepted
+    bare = new_dataset()
+    bare.add_samples([fo.Sample(filepath="/x/%d.png" % i, ground_truth=fo.Classification(label="a"))
+                      for i in range(3)])
+    p = props(bare)
+    assert p["model"]["default"] == "resnet18" and "weights" in p
+    assert p["embeddings_field"]["view"]["name"] != "DropdownView"  # free text: a new name
+    assert p["embeddings_field"]["default"] == "embeddings"
+    # a patches view: the patches field and the objects' embeddings preselected
+    det = new_dataset()
+    det.add_samples([fo.Sample(filepath="/x/%d.png" % i, label=fo.Classification(label="img"),
+                               ground_truth=fo.Detections(detections=[fo.Detection(
+                                   label="a", bounding_box=[0.1, 0.1, 0.2, 0.2],
+                                   embeddings=np.ones(4, np.float32))]))
+                     for i in range(3)], dynamic=True)
+    p = props(det.to_patches("ground_truth"))
+    assert p["label_field"]["default"] == "ground_truth"
+    choices = [c["value"] for c in p["embeddings_field"]["view"]["choices"]]
+    assert choices == ["ground_truth.embeddings"]  # not the box
+    assert p["embeddings_field"]["default"] == "ground_truth.embeddings"

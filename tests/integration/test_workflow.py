@@ -354,28 +354,6 @@ def test_export_fiftyone_format_by_score(scored, tmp_path):
         operator("export_curated_dataset")(scored)
 
 
-def test_panel_helpers_use_aggregations(scored):
-    from fiftyone import ViewField as F
-    from operators.panel import beyond, counts, default_score_field, histograms
-
-    ds = scored
-    run_operator("compute_noise_score", ds)
-    assert default_score_field(ds) == "noise_score"
-    overall, per_class, (lo, hi) = histograms(ds, "noise_score", "ground_truth")
-    assert sum(overall[0]["y"]) == len(ds)
-    assert len(per_class) == 4 and sum(sum(t["y"]) for t in per_class) == len(ds)
-    assert (lo, hi) == tuple(ds.bounds("noise_score"))
-    view = beyond(ds, "noise_score", 0.6)
-    scores = view.values("noise_score")
-    assert scores == sorted(scores, reverse=True) and min(scores) > 0.6
-    assert len(scores) == ds.match(F("noise_score") > 0.6).count()
-    low = beyond(ds, "knn_disagreement", 0.2, higher_is_noisier=False)
-    assert max(low.values("knn_disagreement")) < 0.2
-    ds.take(7, seed=1).tag_samples("noisy")
-    c = counts(ds, "noise_score", 0.6, True, "noisy", "ground_truth")
-    assert c == {"flagged": len(scores), "tagged": 7, "corrected": 0}
-
-
 def test_plugin_registers_panel_and_operators():
     import fiftyone.operators as foo
     import yaml
