@@ -218,7 +218,8 @@ def _field_kind(dataset, name):
 # ``correction_count``, ``corrected_at``. Only ``label`` changes (box, id,
 # tags, confidence and other attributes are kept); an object is "corrected"
 # exactly when ``correction_source`` is set. Revert restores ``label`` from
-# ``label_original`` and sets the bookkeeping attributes to None. All writes
+# ``label_original`` and removes the bookkeeping attributes, so the object's
+# document is the same as before its first correction. All writes
 # go through :func:`operators.objects.write_label_fields` (staged, bulk).
 
 OBJECT_ORIGINAL = "label_original"
@@ -310,8 +311,8 @@ def revert_object_corrections(view, label_field="ground_truth", ids=None, source
     if not object_ids:
         return {"num_reverted": 0, "ids": []}
     values = {"label": list(originals)}
-    for name in (OBJECT_ORIGINAL,) + OBJECT_RECORD:
-        values[name] = [None] * len(object_ids)
+    for name in (OBJECT_ORIGINAL,) + OBJECT_RECORD:  # removed: the object as it was
+        values[name] = [lno.ABSENT] * len(object_ids)
     lno.write_label_fields(view, label_field, object_ids, values)
     return {"num_reverted": len(object_ids), "ids": list(object_ids)}
 

@@ -526,14 +526,12 @@ class ExportCuratedDataset(ActionOperator):
         label_field = params["label_field"]
         check_label_field(view, label_field)
         view = view.exists(label_field)
+        if params["split_by"] == "tag" and not params["dirty_tag"]:
+            raise InputError("dirty_tag is required when split_by=tag")
         if params["split_by"] == "tag" and lno.is_patches(view):  # label tags
-            if not params["dirty_tag"]:
-                raise InputError("dirty_tag is required when split_by=tag")
             tagged = F(label_field + ".tags").contains(params["dirty_tag"])
             dirty, clean = view.match(tagged), view.match(~tagged)
         elif params["split_by"] == "tag":
-            if not params["dirty_tag"]:
-                raise InputError("dirty_tag is required when split_by=tag")
             dirty = view.match_tags(params["dirty_tag"])
             clean = view.match_tags(params["dirty_tag"], bool=False)
         elif params["split_by"] == "score":

@@ -221,11 +221,18 @@ def load_inputs(
     )
 
 
-def _check_embeddings_field(view, embeddings_field):
+def embeddings_exist(view, embeddings_field):
+    """Whether ``embeddings_field`` (a path of ``view``: see
+    :func:`embeddings_path`) is a field, or a dynamic (undeclared) label
+    attribute with values, e.g. ``ground_truth.embeddings``."""
     if embeddings_field in view.get_field_schema(flat=True):
+        return True
+    return "." in embeddings_field and bool(view.exists(embeddings_field).limit(1).count())
+
+
+def _check_embeddings_field(view, embeddings_field):
+    if embeddings_exist(view, embeddings_field):
         return
-    if "." in embeddings_field and view.exists(embeddings_field).limit(1).count():
-        return  # a dynamic (undeclared) label attribute, e.g. ground_truth.embeddings
     raise InputError(
         "Embeddings field '%s' does not exist. Fields that can hold "
         "embeddings: %s. Run the compute_embeddings operator (or any "

@@ -13,7 +13,9 @@ import numpy as np
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import Param, call_operator, delegation_input, progress_reporter, reload_app
+from .common import (
+    Param, call_operator, delegation_input, operator_config, progress_reporter, reload_app,
+)
 from . import objects as lno
 from .data import InputError, check_label_field, check_media, is_empty, write_outputs
 
@@ -64,16 +66,13 @@ class ComputeEmbeddings(foo.Operator):
         ),
     )
 
+    name = "compute_embeddings"
+    label = "Label noise: compute embeddings"
+    description = "Embed images (or each object's box) with a torchvision backbone"
+
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_embeddings",
-            label="Label noise: compute embeddings",
-            description="Embed images with a torchvision backbone",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
+        return operator_config(self)
 
     def resolve_input(self, ctx):
         inputs = types.Object()

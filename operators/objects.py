@@ -13,7 +13,11 @@ what differs:
 - :func:`write_label_fields`: outputs written on the dataset's labels
   (``ground_truth.detections.<name>``), keyed by label id, staged then moved
   into place by one server-side update (the same all-or-nothing property as
-  :func:`operators.data.write_sample_fields`);
+  :func:`operators.data.write_sample_fields`); a value :data:`ABSENT`
+  removes the attribute (:func:`write_object_rows` does the writing);
+- :func:`raw_objects`, :func:`snapshot_objects`, :func:`restore_objects`:
+  objects as stored, for exact undo (review verdicts);
+- :func:`tag_objects`: label tags;
 - :func:`count_empty_samples`: images without objects (skipped and counted).
 """
 
@@ -185,8 +189,8 @@ def infer_field(values):
             return fof.FloatField()
         if kind in "US":
             return fof.StringField()
-    first = next((v for v in values if v is not None), None)
-    if isinstance(first, fo.core.labels.Label):
+    first = next((v for v in values if v is not None and v is not ABSENT), None)
+    if isinstance(first, fo.DynamicEmbeddedDocument):  # labels, review records
         return fof.EmbeddedDocumentField(type(first))
     if isinstance(first, np.ndarray):
         return fof.VectorField()
@@ -207,8 +211,20 @@ def _to_mongo(field, values):
     from .data import _to_python
 
     if isinstance(field, (fof.EmbeddedDocumentField, fof.VectorField)):
-        return [None if v is None else field.to_mongo(v) for v in values]
+        return [v if v is None or v is ABSENT else field.to_mongo(v) for v in values]
+    if any(v is ABSENT for v in values):
+        return [v if v is ABSENT else _to_python([v])[0] for v in values]
     return _to_python(values)
+
+
+class _Absent:
+    def __repr__(self):
+        return "ABSENT"
+
+
+#: a value meaning "no such attribute": the attribute is removed from the
+#: object (not set to None), so an undo can give back the document as it was
+ABSENT = _Absent()
 
 
 def write_label_fields(view, label_field, ids, values_by_field, batch_size=100_000):
@@ -216,15 +232,12 @@ def write_label_fields(view, label_field, ids, values_by_field, batch_size=100_0
 
     ``values_by_field[name][i]`` goes to attribute ``name`` of the object
     ``ids[i]`` (a label id = patch id of ``view``), i.e. to
-    ``<label_field>.detections.<name>`` of the root dataset. The values are
-    first staged on each label (attribute ``_ln_staging``, by a bulk write
-    keyed by sample id and label id), then one server-side update merges
-    every staged value into its label and removes the stage (per image
-    atomically, all outputs at once). A process killed while staging leaves
-    the outputs as they were (the next write discards stale stages). Objects
-    not in ``ids`` are never touched. New attributes are declared on the
-    dataset (so they show in the App's label filters and in the patches
-    view as ``<label_field>.<name>``).
+    ``<label_field>.detections.<name>`` of the root dataset; a value
+    :data:`ABSENT` removes the attribute. See :func:`write_object_rows`
+    for how (staged, then one server-side move). Objects not in ``ids`` are
+    never touched. New attributes are declared on the dataset (so they show
+    in the App's label filters and in the patches view as
+    ``<label_field>.<name>``).
 
     Returns:
         the dataset paths written, e.g. ``["ground_truth.detections.noise_score"]``
@@ -233,9 +246,6 @@ def write_label_fields(view, label_field, ids, values_by_field, batch_size=100_0
         InputError: an id is not an object of ``view``, or an existing
             attribute holds another type of value (nothing is changed then)
     """
-    from bson import ObjectId
-    from pymongo import UpdateOne
-
     from .data import InputError, _field_kind
 
     dataset = view._root_dataset
@@ -250,8 +260,7 @@ def write_label_fields(view, label_field, ids, values_by_field, batch_size=100_0
                 "Output '%s' must be an attribute name (letters, digits, _) to "
                 "store on each object of '%s'" % (name, label_field)
             )
-    patch_ids, sample_ids = view.values(["id", "sample_id"])
-    sample_of = dict(zip(patch_ids, sample_ids))
+    sample_of = _sample_ids(view, ids)
     unknown = [i for i in ids if i not in sample_of]
     if unknown:
         raise InputError(
@@ -268,54 +277,109 @@ def write_label_fields(view, label_field, ids, values_by_field, batch_size=100_0
                 "dataset.delete_sample_field('%s.%s')"
                 % (root, name, _field_kind(old), _field_kind(new), root, name)
             )
+
+    def rows():
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start:start + batch_size]
+            columns = {}
+            for name, values in values_by_field.items():
+                if not hasattr(values, "__getitem__"):
+                    values = list(values)
+                columns[name] = _to_mongo(fields[name], values[start:start + batch_size])
+            for k, oid in enumerate(chunk):
+                cells = {name: column[k] for name, column in columns.items()}
+                yield (
+                    sample_of[oid], oid,
+                    {n: v for n, v in cells.items() if v is not ABSENT},
+                    [n for n, v in cells.items() if v is ABSENT],
+                )
+
+    write_object_rows(dataset, label_field, rows(), mirror=view, fields=fields, batch_size=batch_size)
+    return paths
+
+
+def _sample_ids(view, ids):
+    """``{object id: sample id}`` of the objects ``ids`` found in ``view``."""
+    target = view.select(ids) if len(ids) <= 10_000 else view  # a $in of 10k ids at most
+    patch_ids, sample_ids = target.values(["id", "sample_id"])
+    return dict(zip(patch_ids, sample_ids))
+
+
+def write_object_rows(dataset, label_field, rows, mirror=None, fields=None, batch_size=100_000):
+    """Sets and removes attributes of objects, all or nothing per image.
+
+    ``rows``: iterable of ``(sample id, object id, {attribute: value as
+    stored}, [attributes to remove])``. The changes are first staged on
+    each label (attribute ``_ln_staging``, by bulk writes keyed by sample id
+    and label id); then one server-side update merges every staged change
+    into its label and removes the stage (per image atomically). A process
+    killed while staging leaves the objects as they were (the next write
+    discards stale stages). The key order of an object is kept (a set
+    attribute stays in place, a new one is appended), so removing what was
+    added gives back the same document. ``fields`` (``{attribute: field}``)
+    are declared on the dataset when new; ``mirror``: the patches view
+    whose generated dataset gets the same changes (:func:`mirror_to_patches`).
+    """
+    from bson import ObjectId
+    from pymongo import UpdateOne
+
+    root = label_list_root(dataset, label_field)
     collection = dataset._sample_collection
     _discard_stages(collection, root)  # left over by a killed write
     stage = root + ".$[obj]." + STAGING_ATTR
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
-        columns = {}
-        for name, values in values_by_field.items():
-            if not hasattr(values, "__getitem__"):
-                values = list(values)
-            columns[name] = _to_mongo(fields[name], values[start:start + batch_size])
-        ops = []
-        for k, oid in enumerate(chunk):
-            staged = {name: column[k] for name, column in columns.items()}
-            ops.append(
-                UpdateOne(
-                    {"_id": ObjectId(sample_of[oid])},
-                    {"$set": {stage: staged}},
-                    array_filters=[{"obj._id": ObjectId(oid)}],
-                )
-            )
-        collection.bulk_write(ops, ordered=False)
-        del ops, columns
-    merged = {
-        "$map": {
-            "input": "$" + root,
-            "as": "obj",
-            "in": {
-                "$cond": [
-                    {"$eq": [{"$type": "$$obj." + STAGING_ATTR}, "missing"]},
-                    "$$obj",
-                    {
-                        "$unsetField": {
-                            "field": STAGING_ATTR,
-                            "input": {"$mergeObjects": ["$$obj", "$$obj." + STAGING_ATTR]},
-                        }
-                    },
-                ]
-            },
-        }
-    }
+    mirrored = []
+    batch = []
+
+    def flush():
+        if batch:
+            collection.bulk_write(batch, ordered=False)
+            batch.clear()
+
+    for sid, oid, values, removed in rows:
+        staged = dict(values)
+        if removed:
+            staged[_UNSET_KEY] = list(removed)
+        batch.append(UpdateOne(
+            {"_id": ObjectId(sid)}, {"$set": {stage: staged}},
+            array_filters=[{"obj._id": ObjectId(oid)}],
+        ))
+        if mirror is not None:
+            mirrored.append((oid, values, removed))
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    merged = {"$mergeObjects": ["$$obj", "$$obj." + STAGING_ATTR]}
+    dropped = {"$concatArrays": [
+        [STAGING_ATTR, _UNSET_KEY], {"$ifNull": ["$$obj.%s.%s" % (STAGING_ATTR, _UNSET_KEY), []]},
+    ]}
     collection.update_many(
         {root + "." + STAGING_ATTR: {"$exists": True}},
-        [{"$set": {root: merged, "last_modified_at": "$$NOW"}}],
+        [{"$set": {
+            root: {"$map": {
+                "input": "$" + root,
+                "as": "obj",
+                "in": {"$cond": [
+                    {"$eq": [{"$type": "$$obj." + STAGING_ATTR}, "missing"]},
+                    "$$obj",
+                    {"$arrayToObject": {"$filter": {
+                        "input": {"$objectToArray": merged},
+                        "as": "kv",
+                        "cond": {"$not": [{"$in": ["$$kv.k", dropped]}]},
+                    }}},
+                ]},
+            }},
+            "last_modified_at": "$$NOW",
+        }}],
     )
-    _declare(dataset, root, fields)
-    mirror_to_patches(view, label_field, ids, values_by_field, fields, batch_size)
+    if fields:
+        _declare(dataset, root, fields)
+    if mirror is not None:
+        mirror_to_patches(mirror, label_field, mirrored, fields, batch_size)
     dataset.reload()
-    return paths
+
+
+#: key of a staged change that lists the attributes to remove
+_UNSET_KEY = "_ln_unset"
 
 
 def _declare(dataset, prefix, fields):
@@ -329,40 +393,39 @@ def _declare(dataset, prefix, fields):
         dataset.add_sample_field(path, type(new), **kwargs)
 
 
-def mirror_to_patches(view, label_field, ids, values_by_field, fields=None, batch_size=100_000):
-    """Copies object values into the patches view's own (generated) dataset.
+def mirror_to_patches(view, label_field, rows, fields=None, batch_size=100_000):
+    """Copies object changes into the patches view's own (generated) dataset.
 
     FiftyOne backs a patches view by a generated dataset that it reuses for
     every view of the same patches (the App's, the SDK's) and does not
     regenerate when the source labels change; writing the same values there
     (keyed by patch id = label id) keeps those views current without
     regenerating them. The source dataset stays the record (written first).
+    ``rows``: ``(object id, {attribute: value as stored}, [removed])``.
     """
     from bson import ObjectId
     from pymongo import UpdateOne
 
     patches = view._dataset
-    if patches is view._root_dataset:
+    if patches is view._root_dataset or not is_patches(view):
         return
-    if fields is None:
-        fields = {name: infer_field(values) for name, values in values_by_field.items()}
     collection = patches._sample_collection
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
-        columns = {}
-        for name, values in values_by_field.items():
-            if not hasattr(values, "__getitem__"):
-                values = list(values)
-            columns[name] = _to_mongo(fields[name], values[start:start + batch_size])
-        ops = [
-            UpdateOne(
-                {"_id": ObjectId(oid)},
-                {"$set": {label_field + "." + name: column[k] for name, column in columns.items()}},
-            )
-            for k, oid in enumerate(chunk)
-        ]
+    ops = []
+    for oid, values, removed in rows:
+        update = {}
+        if values:
+            update["$set"] = {label_field + "." + n: v for n, v in values.items()}
+        if removed:
+            update["$unset"] = {label_field + "." + n: "" for n in removed}
+        if update:
+            ops.append(UpdateOne({"_id": ObjectId(oid)}, update))
+        if len(ops) >= batch_size:
+            collection.bulk_write(ops, ordered=False)
+            ops = []
+    if ops:
         collection.bulk_write(ops, ordered=False)
-    _declare(patches, label_field, fields)
+    if fields:
+        _declare(patches, label_field, fields)
     patches.reload()
 
 
@@ -385,6 +448,35 @@ def _discard_stages(collection, root):
     )
 
 
+def raw_objects(dataset, label_field, ids, names=None):
+    """The objects ``ids`` as stored: ``{object id: (sample id, document)}``.
+
+    ``names``: keep only these attributes of each document (default all).
+    Reads the root dataset directly (no patches view needed); ids not found
+    are left out.
+    """
+    from bson import ObjectId
+
+    root = label_list_root(dataset._root_dataset, label_field)
+    wanted = {ObjectId(str(i)) for i in ids}
+    out = {}
+    if not wanted:
+        return out
+    pipeline = [
+        {"$match": {root + "._id": {"$in": list(wanted)}}},
+        {"$project": {root: 1}},
+    ]
+    for doc in dataset._root_dataset._sample_collection.aggregate(pipeline):
+        value = doc
+        for part in root.split("."):
+            value = (value or {}).get(part)
+        for obj in value or ():
+            if obj.get("_id") in wanted:
+                kept = obj if names is None else {n: obj[n] for n in names if n in obj}
+                out[str(obj["_id"])] = (str(doc["_id"]), kept)
+    return out
+
+
 def tag_objects(view, label_field, ids, tag, replace=True):
     """Label tags: ``tag`` on the objects ``ids`` of a patches view (and, with
     ``replace``, removed from its other objects first). Uses FiftyOne's
@@ -394,3 +486,34 @@ def tag_objects(view, label_field, ids, tag, replace=True):
     ids = [str(i) for i in ids]
     if ids:
         view.select(ids).tag_labels(tag, label_fields=[label_field])
+
+
+def snapshot_objects(dataset, label_field, ids, names):
+    """The attributes ``names`` of the objects ``ids`` as stored, for an undo
+    log: a canonical extended-JSON string (BSON types kept exactly) of
+    ``{"names": names, "objects": {id: [sample id, {name: value}]}}``;
+    attributes an object lacks are left out."""
+    from bson import json_util
+    from bson.json_util import CANONICAL_JSON_OPTIONS
+
+    raw = raw_objects(dataset, label_field, ids, names=names)
+    return json_util.dumps(
+        {"names": list(names), "objects": {oid: [sid, doc] for oid, (sid, doc) in raw.items()}},
+        json_options=CANONICAL_JSON_OPTIONS,
+    )
+
+
+def restore_objects(dataset, label_field, snapshot, mirror=None):
+    """Writes a :func:`snapshot_objects` back: the stored values, and the
+    attributes an object lacked then are removed, so each object's document
+    is as it was (``mirror``: a patches view to keep current)."""
+    from bson import json_util
+    from bson.json_util import CANONICAL_JSON_OPTIONS
+
+    before = json_util.loads(snapshot, json_options=CANONICAL_JSON_OPTIONS)
+    names = before["names"]
+    rows = [
+        (sid, oid, {n: doc[n] for n in names if n in doc}, [n for n in names if n not in doc])
+        for oid, (sid, doc) in before["objects"].items()
+    ]
+    write_object_rows(dataset, label_field, rows, mirror=mirror)

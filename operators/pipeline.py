@@ -35,6 +35,7 @@ from fiftyone import ViewField as F
 
 from . import data as lnd
 from . import runs as lnr
+from .objects import is_patches
 from .common import (
     ActionOperator,
     Param,
@@ -288,10 +289,8 @@ class FindLabelIssues(ActionOperator):
                 key = params["run_prefix"] + "consensus"
                 if key not in dataset.list_runs():
                     raise lnd.InputError("No consensus run '%s' to re-score yet" % key)
-                msg = "Re-fits '%s' from %d verified samples" % (
-                    key, view.exists("label_verified").count()
-                    if "label_verified" in dataset.get_field_schema() else 0,
-                )
+                _, num_correct, num_wrong = verified_counts(view, params["label_field"])
+                msg = "Re-fits '%s' from %d verified samples" % (key, num_correct + num_wrong)
             else:
                 steps, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
                 names = [STEP_LABELS[n] for n, _ in steps if get_step_operator(n)]
@@ -380,7 +379,7 @@ class FindLabelIssues(ActionOperator):
             planned, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
             lnd.check_label_field(view, params["label_field"])
             embeddings = lnd.embeddings_path(view, params["label_field"], params["embeddings_field"])
-            if embeddings not in view.get_field_schema(flat=True):
+            if not lnd.embeddings_exist(view, embeddings):  # objects: <label>.<field>
                 if params["model"] in ("", NO_MODEL):
                     raise lnd.InputError(
                         "Embeddings field '%s' does not exist: pick an existing "
@@ -404,7 +403,8 @@ class FindLabelIssues(ActionOperator):
                 steps.append((name, op, p))
             p = step_params(consensus_op, common, {}, prefix)
             if prefix:  # combine this chain's detectors only
-                p["inputs"] = ",".join(_recognised(dataset, written, p))
+                schema = lnd.output_schema(view, params["label_field"]) if is_patches(view) else None
+                p["inputs"] = ",".join(_recognised(dataset, written, p, schema))
             steps.append((CONSENSUS, consensus_op, p))
         if len([s for s in steps if s[0] != "compute_embeddings"]) == 1 and not params["rescore"]:
             raise lnd.InputError("No detector of the preset is available: %s" % "; ".join(notes))
@@ -454,12 +454,13 @@ def flagged_view(view, label_field, score_field, flag_field):
     return view.match(F(flag) == True).sort_by(score, reverse=True)  # noqa: E712
 
 
-def _recognised(dataset, fields, consensus_params):
-    """The consensus inputs among ``fields`` (what the consensus discovers)."""
+def _recognised(dataset, fields, consensus_params, schema=None):
+    """The consensus inputs among ``fields`` (what the consensus discovers;
+    ``schema``: the objects' outputs on a patches view)."""
     try:
         from .consensus import discover_inputs
     except ImportError:  # the consensus module no longer offers discovery
         return [f for f in fields if dataset.has_field(f)]
     own = {consensus_params.get(k) for k in ("output_field", "suggestion_field", "flag_field")}
-    found = discover_inputs(dataset, exclude=own)
+    found = discover_inputs(dataset, exclude=own, schema=schema)
     return [f for f in fields if f in found]

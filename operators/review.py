@@ -38,13 +38,15 @@ from . import corrections as lnc
 from . import runs as lnr
 from .common import ActionOperator, Param
 from .data import InputError, check_label_field, output_schema, read_outputs
-from .objects import is_patches, write_label_fields
+from .objects import is_patches, restore_objects, snapshot_objects, write_label_fields
 
 VERDICTS = ("correct", "suggestion", "relabel", "skip")
 REVIEW_FIELD = "label_review"
 VERIFIED_FIELD = "label_verified"
 #: the review record of an object (flat attributes: objects hold no documents)
 OBJECT_REVIEW = ("review_verdict", "review_mode", "review_seq", "review_at")
+#: key of an undo-log snapshot of objects as stored
+OBJECTS_BEFORE = "objects_as_stored"
 STORE_NAME = "label_noise_review"
 SOURCE = "review"
 _UNDO_PREFIX = "undo:"
@@ -146,7 +148,13 @@ class Items:
         return set(self.select(ids).values("id"))
 
     def snapshot(self, ids):
-        """The current value of every field a verdict touches, storable."""
+        """The current value of every field a verdict touches, storable.
+
+        Objects: each touched attribute as stored, absent ones left out
+        (:func:`operators.objects.snapshot_objects`), so :meth:`restore`
+        gives back each object's document byte for byte."""
+        if self.objects:
+            return {OBJECTS_BEFORE: snapshot_objects(self.dataset, self.label_field, ids, self.fields())}
         schema = self.schema()
         present = [f for f in self.fields() if f in schema]
         values = {f: [None] * len(ids) for f in self.fields()}
@@ -163,8 +171,12 @@ class Items:
 
     def restore(self, ids, before):
         """Writes a :meth:`snapshot` back."""
+        if self.objects and OBJECTS_BEFORE in before:
+            mirror = self.view if is_patches(self.view) else None
+            restore_objects(self.dataset, self.label_field, before[OBJECTS_BEFORE], mirror)
+            return
         schema = self.schema()
-        if self.objects:
+        if self.objects:  # an entry logged before snapshots kept objects as stored
             kept = {f: vals for f, vals in before.items() if f in schema or any(v is not None for v in vals)}
             if kept:
                 write_label_fields(self.select(ids), self.label_field, ids, kept)

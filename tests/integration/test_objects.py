@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-from test_bad_input import DETECTORS, REFUSAL_OK, SMALL_PARAMS, error_line  # noqa: E402
+from test_bad_input import DETECTORS, SMALL_PARAMS, error_line  # noqa: E402
 DEMO_OBJECTS = os.path.join(REPO, "demo", "cifar10n-objects")
 
 
@@ -98,18 +98,13 @@ def _params(name, **extra):
 
 @pytest.mark.parametrize("name", DETECTORS)
 def test_every_detector_writes_on_each_object(name, objects):
-    from fiftyone.operators.executor import ExecutionError
-
+    # half of the objects are verified (label tag 'validated' when right),
+    # so CleanNet and Training-ValueNet run too: no refusal is accepted
     ds = objects()
     patches = ds.to_patches("ground_truth")
     if name == "compute_noise_score":
         run_operator("compute_knn_disagreement", patches, k=5)
-    try:
-        summary = run_operator(name, patches, **_params(name))
-    except ExecutionError as e:  # needs more verified objects than this tiny set
-        line = error_line(e)
-        assert REFUSAL_OK.search(line), line
-        return
+    summary = run_operator(name, patches, **_params(name))
     assert summary["num_samples"] == len(patches)
     for path in summary["fields"]:
         assert path.startswith("ground_truth.detections."), path
@@ -184,7 +179,11 @@ def _expect_error(ds, target, mentions, name="compute_knn_disagreement", **param
     [([0.8, 0.1, 0.4, 0.2], "outside [0, 1]"), ([0.1, 0.1, 0.0, 0.2], "zero"),
      ([-0.2, 0.1, 0.3, 0.2], "outside [0, 1]")],
 )
-@pytest.mark.parametrize("name", ["compute_knn_disagreement", "compute_noise_score", "compute_embeddings"])
+@pytest.mark.parametrize(
+    "name",
+    ["compute_knn_disagreement", "compute_noise_score", "compute_embeddings",
+     "compute_label_quality", "find_label_issues"],
+)
 def test_bad_boxes(objects, box, reason, name):
     ds = objects(num_images=20)
     if name == "compute_noise_score":
