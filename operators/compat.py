@@ -22,11 +22,14 @@ How to keep new code working on the oldest release:
    when an operator file uses one of them outside this module.
 2. If you need one of them, add ONE function to this module that detects
    the feature (``hasattr``, a signature, a ``try``/``except AttributeError``)
-   and falls back to what 1.10.0 offers, call that function from the
-   operator, and remove the entry from ``NEWER_ONLY``. Never compare version
-   numbers, and never branch on the version in an operator.
+   and falls back to what 1.10.0 offers, and call that function from the
+   operator. Keep the entry in ``NEWER_ONLY``: this module is the one file
+   allowed to use the API. Never compare version numbers, and never branch
+   on the version in an operator.
 3. Run ``make test-compat`` (integration + browser suites on the oldest
-   release, its own venv ``.venv-fo-<version>``) before merging.
+   release, its own venv ``.venv-fo-<version>``) before merging. It is the
+   only check of App-side code (a plugin JS bundle against the older App's
+   globals and components): the scan of ``NEWER_ONLY`` reads Python only.
 4. If a feature cannot be had on the oldest release at a reasonable cost,
    raise the lower bound of the declared range instead (all three files,
    README "Compatibility", and the tested release in CI follows by itself).
