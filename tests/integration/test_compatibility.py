@@ -115,3 +115,27 @@ def test_in_range_copy_loads_and_requirements_check_passes(tmp_path):
     out = _fiftyone(plugins, "plugins", "requirements", PLUGIN, "--ensure", "--error-level", "0")
     assert out.returncode == 0, out.stderr
     assert "not compatible" not in out.stdout + out.stderr
+
+
+def test_operators_use_no_api_the_oldest_supported_fiftyone_lacks():
+    """Operator code runs on every declared release: what only newer
+    releases have goes through operators/compat.py (see its docstring)."""
+    import glob
+
+    from operators.compat import NEWER_ONLY
+
+    sources = sorted(glob.glob(os.path.join(REPO, "operators", "*.py")))
+    sources.append(os.path.join(REPO, "__init__.py"))
+    found = []
+    for path in sources:
+        if os.path.basename(path) == "compat.py":
+            continue
+        for number, line in enumerate(open(path, encoding="utf-8"), 1):
+            for pattern, why in NEWER_ONLY.items():
+                if re.search(pattern, line.split("#")[0]):
+                    found.append("%s:%d: %s (%s)" % (os.path.relpath(path, REPO), number, line.strip(), why))
+    assert not found, (
+        "FiftyOne %s (the oldest declared) lacks these; add a shim to "
+        "operators/compat.py and call it instead:\n%s"
+        % (declared_range().split(",")[0][2:], "\n".join(found))
+    )

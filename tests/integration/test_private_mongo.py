@@ -23,7 +23,12 @@ import private_mongo
 mongo = private_mongo.start()
 import fiftyone as fo
 
-fo.Dataset("kept").add_sample(fo.Sample(filepath="/tmp/kept.jpg"))
+# persistent: a child that exits runs FiftyOne's own atexit cleanup, which
+# deletes non-persistent datasets whenever it sees no other client at that
+# instant (a race that the loaded machine lost); that is not what is tested
+kept = fo.Dataset("kept")
+kept.persistent = True
+kept.add_sample(fo.Sample(filepath="/tmp/kept.jpg"))
 for how in ("sigterm", "exit"):
     pid = os.fork()
     if pid == 0:
