@@ -256,7 +256,7 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smo
     """The noise transition matrix from anchor points (Patrini et al. 2017).
 
     For class ``j``, the ``quantile * n / k`` samples (raised towards
-    ``min_anchors``, at most a quarter of an average class) with the highest
+    ``min_anchors``, at most half of an average class) with the highest
     ``p̂_j(x)`` are taken as *anchors*: almost surely of true class ``j``
     ("Making deep neural networks robust to label noise: a loss correction
     approach", CVPR 2017). Because ``p̂`` is out of sample, their own given
@@ -289,12 +289,13 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smo
     labels = np.asarray(labels, dtype=np.int64)
     n, k = p.shape
     # ``quantile`` of an average class, raised towards ``min_anchors`` (fewer
-    # make the rate a coin toss) but never beyond a quarter of an average
-    # class: deeper anchors are no longer sure of their class (on small
-    # datasets the classifier's confusion would count as noise)
+    # make the rate a coin toss) but never beyond half of an average class:
+    # deeper anchors are no longer sure of their class. On small datasets
+    # this trades some of the classifier's confusion (counted as noise) for
+    # less sampling noise
     per_class_size = n / max(k, 1)
     take = max(int(round(quantile * per_class_size)), min_anchors)
-    take = max(1, min(take, int(round(per_class_size / 4)), n))
+    take = max(1, min(take, int(per_class_size // 2), n))
     counts = np.zeros((k, k))
     for j in range(k):
         top = np.argpartition(-p[:, j], take - 1)[:take]

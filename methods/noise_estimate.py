@@ -176,6 +176,8 @@ def estimate_label_noise(
     min_calibration=10,
     score=None,
     seed=0,
+    original_verdicts=None,
+    num_fixed=0,
 ):
     """The noise estimate and per-sample probabilities (module docstring).
 
@@ -200,6 +202,12 @@ def estimate_label_noise(
             more likely wrong; e.g. a consensus whose weights were learned
             from verdicts); calibrated the same way
         seed (0): the pool comparison's split and the bootstrap
+        original_verdicts (None): like ``verified`` but on the labels as
+            they were when reviewed (a label judged wrong and then corrected
+            is 1 here, 0 in ``verified``); the audit's rate is read from
+            these (default ``verified``)
+        num_fixed (0): labels judged wrong and corrected since; subtracted
+            from the audit's estimated count (what is still wrong)
 
     Returns:
         a dict with ``p_wrong`` (n,) calibrated probabilities, ``suggested``
@@ -236,15 +244,20 @@ def estimate_label_noise(
 
     verified = np.full(n, -1) if verified is None else np.asarray(verified)
     audited = np.zeros(n, bool) if audited is None else np.asarray(audited, bool)
-    audit_verdicts = verified[audited & (verified >= 0)]
+    original = verified if original_verdicts is None else np.asarray(original_verdicts)
+    audit_verdicts = original[audited & (original >= 0)]
     num_wrong, num_right = int((verified == 1).sum()), int((verified == 0).sum())
     platt = num_wrong >= min_calibration and num_right >= min_calibration
     interval = None
     if len(audit_verdicts) >= min_verified:
         wrong = int((audit_verdicts == 1).sum())
-        rate = wrong / len(audit_verdicts)
-        interval = list(wilson_interval(wrong, len(audit_verdicts)))
-        source = "audit (%d verified at random)" % len(audit_verdicts)
+        # the audit measures the labels as reviewed; what is still wrong
+        # is that many minus the ones corrected since
+        still = lambda share: max(share * n - num_fixed, 0.0) / max(n, 1)  # noqa: E731
+        rate = still(wrong / len(audit_verdicts))
+        interval = [still(b) for b in wilson_interval(wrong, len(audit_verdicts))]
+        source = "audit (%d verified at random%s)" % (
+            len(audit_verdicts), ", %d corrected since" % num_fixed if num_fixed else "")
     elif platt:
         rate, interval = None, list(_bootstrap_rate(p_raw, verified, seed))
         source = "verdicts (%d wrong, %d right; calibrated)" % (num_wrong, num_right)

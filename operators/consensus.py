@@ -427,9 +427,11 @@ class ComputeNoiseScore(DetectorOperator):
         verified = read_verified(
             view, list(data.ids), params["verified_field"], params["label_field"]
         )
+        corrected = corrected_items(view, list(data.ids), params["label_field"])
         progress(0.5, "combining %s" % ", ".join(scores))
         combined = combine_evidence(
-            dataset, data, classes, specs, scores, suggestions, verified, params
+            dataset, data, classes, specs, scores, suggestions,
+            Verdicts(verified, corrected), params, data_is_patches=patches,
         )
         noise = combined["noise"]
         fields = {params["output_field"]: noise}
@@ -522,7 +524,57 @@ def flag_top(noise, rate):
     return flagged
 
 
-def combine_evidence(dataset, data, classes, specs, scores, suggestions, verified, params):
+@dataclass(frozen=True)
+class Verdicts:
+    """Human verdicts, read two ways.
+
+    ``given``: 1 = verified wrong, 0 = verified right, -1 = none, as
+    recorded: a "use suggestion" / "another class" verdict says the label
+    *as it was* was wrong, and the label was then corrected. ``corrected``:
+    bool, the label was changed by a correction since the detectors ran.
+    """
+
+    given: np.ndarray
+    corrected: np.ndarray
+
+    @property
+    def current(self):
+        """Verdicts on the labels as they are now: a label the reviewer
+        corrected is the reviewer's choice, i.e. verified right."""
+        out = self.given.copy()
+        out[self.corrected & (out == 1)] = 0
+        return out
+
+    @property
+    def for_weights(self):
+        """Verdicts usable to learn detector weights: the detectors scored
+        the labels before correction, so corrected samples are left out."""
+        out = self.given.copy()
+        out[self.corrected] = -1
+        return out
+
+    @property
+    def num_fixed(self):
+        """Labels judged wrong and corrected since the detectors ran."""
+        return int((self.corrected & (self.given == 1)).sum())
+
+
+def corrected_items(view, ids, label_field):
+    """Bool per id: its label carries a correction record (sample field
+    ``<label>_correction``, or ``correction_source`` on an object)."""
+    from .corrections import correction_field
+
+    patches = is_patches(view)
+    name = "correction_source" if patches else correction_field(label_field)
+    if name not in output_schema(view, label_field):
+        return np.zeros(len(ids), dtype=bool)
+    path = name if patches else name + ".source"
+    values = read_outputs(view, label_field, [path], ids=ids)[path]
+    return np.array([v is not None for v in values], dtype=bool)
+
+
+def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdicts, params,
+                     data_is_patches=False):
     """The consensus proper: probabilities when there are any, else ranks.
 
     With class-probability evidence (label quality, Dupes, predicted
@@ -539,13 +591,16 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verifie
     from .evidence import audited_mask, probability_evidence
 
     evidence, sources = probability_evidence(
-        dataset, data.ids, data.y, data.classes, specs, suggestions
+        dataset, data.ids, data.y, data.classes, specs, suggestions,
+        patches_field=params["label_field"] if data_is_patches else None,
     )
     audited, audit_key = audited_mask(dataset, data.ids)
     estimate = pool_weights = est = None
     scores = dict(scores)
+    verified = verdicts.for_weights
     options = dict(
-        verified=verified, audited=audited, estimator=params["noise_estimator"],
+        verified=verdicts.current, audited=audited, original_verdicts=verdicts.given,
+        num_fixed=verdicts.num_fixed, estimator=params["noise_estimator"],
         class_names=data.classes, seed=int(params["seed"]),
     )
     if evidence:

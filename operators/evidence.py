@@ -17,7 +17,7 @@ PROBABILITY_METHODS = ("label_quality", "dupes")
 AUDIT_METHOD = "label_audit"
 
 
-def probability_evidence(dataset, ids, labels, classes, specs, suggestions):
+def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patches_field=None):
     """``{input name: float (n, len(classes))}`` for the inputs being combined.
 
     Args:
@@ -28,6 +28,8 @@ def probability_evidence(dataset, ids, labels, classes, specs, suggestions):
         specs: the inputs being combined (``{field: Evidence}``)
         suggestions: ``{name: (class index array, confidence array or None)}``
             of the inputs that propose a class
+        patches_field (None): the objects field when the consensus runs on
+            a patches view (runs of the other level are not used)
 
     Returns:
         ``(evidence, sources)``: the matrices and, per name, where it came
@@ -37,7 +39,7 @@ def probability_evidence(dataset, ids, labels, classes, specs, suggestions):
 
     k = len(classes)
     evidence, sources = {}, {}
-    for name, key in _probability_runs(dataset, specs).items():
+    for name, key in _probability_runs(dataset, specs, patches_field).items():
         matrix = _aligned_matrix(dataset, key, ids, classes)
         if matrix is not None:
             evidence[name], sources[name] = matrix, "run %s" % key
@@ -63,14 +65,17 @@ def audited_mask(dataset, ids):
     return mask, key
 
 
-def _probability_runs(dataset, specs):
-    """Newest run of each probability method whose output is an input."""
+def _probability_runs(dataset, specs, patches_field=None):
+    """Newest run of each probability method whose output is an input, on
+    the same level (images, or the objects of ``patches_field``)."""
     found = {}
     stamps = {}
     for key in lnr.plugin_runs(dataset):
         info = dataset.get_run_info(key)
         config = info.config
         if getattr(config, "method", None) not in PROBABILITY_METHODS:
+            continue
+        if (getattr(config, "patches_field", None) or None) != (patches_field or None):
             continue
         params = getattr(config, "params", None) or {}
         field = params.get("output_field") if isinstance(params, dict) else None
