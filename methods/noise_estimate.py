@@ -350,11 +350,16 @@ def platt_calibrate(score, verified):
     return model.predict_proba(z)[:, 1]
 
 
-def label_probabilities(given, predicted, confidence, num_classes):
+def label_probabilities(given, predicted, confidence, num_classes, given_share=None):
     """A probability matrix from a detector that names one class.
 
     The named class gets its confidence (clipped to [1/k, 0.99]), the other
     classes share the rest equally; rows without a prediction are uniform.
+    ``given_share`` (float (n,), optional): the detector's own share for the
+    *given* class, e.g. the fraction of a sample's neighbours that carry its
+    label (kNN disagreement's ``1 - score``); it then sets that entry too
+    (floored at half a share of the rest, so it is never zero), and the
+    remaining classes share what is left.
     """
     given = np.asarray(given)
     predicted = np.asarray(predicted)
@@ -364,6 +369,17 @@ def label_probabilities(given, predicted, confidence, num_classes):
     conf = np.clip(conf, 1.0 / k, 0.99)
     out = np.repeat(((1.0 - conf) / max(k - 1, 1))[:, None], k, axis=1)
     has = (predicted >= 0) & (predicted < k)
-    out[np.flatnonzero(has), predicted[has]] = conf[has]
+    rows = np.flatnonzero(has)
+    out[rows, predicted[has]] = conf[has]
+    if given_share is not None and k > 2:
+        share = np.asarray(given_share, np.float64)
+        other = has & (predicted != given) & np.isfinite(share)
+        rows = np.flatnonzero(other)
+        rest = 1.0 - conf[other]
+        own = np.clip(share[other], 0.5 * rest / (k - 1), rest)
+        spread = (rest - own) / (k - 2)
+        out[rows] = spread[:, None]
+        out[rows, predicted[other]] = conf[other]
+        out[rows, given[other]] = own
     out[~has] = 1.0 / k
-    return out
+    return out / out.sum(axis=1, keepdims=True)

@@ -17,7 +17,8 @@ PROBABILITY_METHODS = ("label_quality", "dupes")
 AUDIT_METHOD = "label_audit"
 
 
-def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patches_field=None):
+def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patches_field=None,
+                         scores=None):
     """``{input name: float (n, len(classes))}`` for the inputs being combined.
 
     Args:
@@ -30,6 +31,9 @@ def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patc
             of the inputs that propose a class
         patches_field (None): the objects field when the consensus runs on
             a patches view (runs of the other level are not used)
+        scores (None): ``{name: oriented score (n,)}``; for inputs whose
+            score is a disagreement share (kNN), ``1 - score`` fills in the
+            given class's probability
 
     Returns:
         ``(evidence, sources)``: the matrices and, per name, where it came
@@ -48,7 +52,10 @@ def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patc
             continue
         predicted = np.where(np.asarray(predicted) < k, predicted, -1)
         if (predicted >= 0).any():
-            evidence[name] = label_probabilities(labels, predicted, confidence, k)
+            share = None
+            if scores is not None and name in scores and getattr(specs.get(name), "disagreement_share", False):
+                share = 1.0 - np.asarray(scores[name], np.float64)
+            evidence[name] = label_probabilities(labels, predicted, confidence, k, given_share=share)
             sources[name] = "suggested class"
     return evidence, sources
 

@@ -458,7 +458,7 @@ def _recognised(dataset, fields, consensus_params, schema=None):
     """The consensus inputs among ``fields`` (what the consensus discovers;
     ``schema``: the objects' outputs on a patches view)."""
     try:
-        from .consensus import discover_inputs
+        from .consensus_inputs import discover_inputs
     except ImportError:  # the consensus module no longer offers discovery
         return [f for f in fields if dataset.has_field(f)]
     own = {consensus_params.get(k) for k in ("output_field", "suggestion_field", "flag_field")}
