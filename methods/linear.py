@@ -48,7 +48,10 @@ def fit_logreg(x, y, num_classes, l2=1e-3, max_iter=100, sample_weight=None,
         b0 = np.zeros(num_classes, np.float32)
     else:
         w0, b0 = init
-    weight = torch.tensor(np.asarray(w0, np.float32), device=dev, requires_grad=True)
+    # held as (classes, dims) through F.linear: the gradient is then g.T @ x,
+    # which CPU BLAS computes ~3x faster than x.T @ g
+    weight = torch.tensor(np.ascontiguousarray(np.asarray(w0, np.float32).T), device=dev,
+                          requires_grad=True)
     bias = torch.tensor(np.asarray(b0, np.float32), device=dev, requires_grad=True)
     sw = None
     if sample_weight is not None:
@@ -61,7 +64,7 @@ def fit_logreg(x, y, num_classes, l2=1e-3, max_iter=100, sample_weight=None,
 
     def closure():
         optimiser.zero_grad()
-        logits = xt @ weight + bias
+        logits = torch.nn.functional.linear(xt, weight, bias)
         if sw is None:
             loss = torch.nn.functional.cross_entropy(logits, yt)
         else:
@@ -71,7 +74,7 @@ def fit_logreg(x, y, num_classes, l2=1e-3, max_iter=100, sample_weight=None,
         return loss
 
     optimiser.step(closure)
-    return weight.detach().cpu().numpy(), bias.detach().cpu().numpy()
+    return weight.detach().cpu().numpy().T.copy(), bias.detach().cpu().numpy()
 
 
 def logreg_log_proba(x, params, batch_size=262_144):
