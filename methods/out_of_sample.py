@@ -27,7 +27,7 @@ log-probabilities (less variance from one unlucky split).
 - ``"mlp"``: one hidden layer (ReLU), Adam, mini-batches (slower; an option
   for embeddings where a linear boundary is too weak).
 - ``"knn"``: the add-one smoothed label distribution of the ``k`` nearest
-  neighbours (cosine on standardised embeddings); out of sample by
+  neighbours (cosine similarity of the embeddings); out of sample by
   construction (a sample is not its own neighbour), so it needs no folds.
   ``k`` is picked from :data:`K_GRID` by the log loss of the given labels
   unless given.
@@ -43,8 +43,10 @@ then barely teach the model their wrong label: the training-on-cleaned-data
 step of Confident Learning, done softly so that no threshold is needed.
 (Weighting by the raw self-confidence ``p̂(ỹ | x)`` instead would also
 down-weight the many hard but correct samples of a weak embedding, which
-costs precision at low noise.) The held-out sample's own label still never
-enters its own prediction.
+costs precision at low noise.) Human verdicts (``known``) override the
+weights: a label verified right always counts fully, one verified wrong
+never. The held-out sample's own label still never enters its own
+prediction.
 
 **Calibration.** The final probabilities are temperature-scaled (one scalar
 fitted by log loss on the given labels, Guo et al. 2017), so that a
@@ -80,6 +82,7 @@ def out_of_sample_probabilities(
     device=None,
     progress=None,
     neighbours=None,
+    known=None,
 ):
     """Cross-fitted class probabilities of every sample (see module doc).
 
@@ -101,8 +104,11 @@ def out_of_sample_probabilities(
         progress (None): optional ``callable(fraction, message)``
         neighbours (None): int array (n, >= k) of each row's cosine nearest
             neighbours (self excluded, nearest first), e.g. shared with kNN
-            disagreement; None computes them on the standardised embeddings
-            (``knn``/``ensemble`` only)
+            disagreement; None computes them (``knn``/``ensemble`` only)
+        known (None): int array (n,) of human verdicts on the labels as
+            given: 0 = verified right (trained on with full weight in every
+            pass), 1 = verified wrong (never trained on), -1 = unknown. A
+            verdict still never enters its own sample's prediction.
 
     Returns:
         a dict with
@@ -153,7 +159,11 @@ def out_of_sample_probabilities(
         if neighbours is None:
             from .neighbours import cosine_neighbours
 
-            neighbours = cosine_neighbours(x, min(max(K_GRID) if k is None else int(k), n - 1))
+            # on the embeddings as given: the graph kNN disagreement and
+            # SCAN search too, so a pipeline computes it once
+            neighbours = cosine_neighbours(
+                embeddings, min(max(K_GRID) if k is None else int(k), n - 1)
+            )
         neighbours = np.asarray(neighbours)
         k = choose_k(labels, neighbours, num_classes) if k is None else min(int(k), neighbours.shape[1])
         info["k"] = int(k)
@@ -165,7 +175,13 @@ def out_of_sample_probabilities(
     elif model == "mlp":
         info["l2"] = l2 = 1e-4 if l2 is None else float(l2)
 
-    weights, warm = None, {}
+    fixed = None
+    if known is not None and (np.asarray(known) >= 0).any():
+        known = np.asarray(known)
+        fixed = np.where(known == 0, 1.0, np.where(known == 1, 0.0, np.nan))
+        info["num_known"] = int((known >= 0).sum())
+    weights = None if fixed is None else np.where(np.isnan(fixed), 1.0, fixed)
+    warm = {}
     info["passes"] = []
     for p in range(passes):
         sources = {}
@@ -186,6 +202,8 @@ def out_of_sample_probabilities(
 
             p_wrong, _ = model_wrong_probability(np.exp(log_p), labels)
             weights = 1.0 - p_wrong
+            if fixed is not None:
+                weights = np.where(np.isnan(fixed), weights, fixed)
         info["passes"].append(dict(
             log_loss=float(-log_p[rows, labels].mean()),
             accuracy=float((log_p.argmax(axis=1) == labels).mean()),
