@@ -3,7 +3,7 @@
 Each benchmark runs in its own process (each starts its own private
 database).
 
-- ``--quick`` (``make bench-quick``, CI): the suite on a 3,000-sample subset
+- ``--quick`` (``make bench-quick``): the suite on a 3,000-sample subset
   and the scaling sweep on small sizes, so the harness cannot rot (~5 min);
 - default (``make bench``): the full suite (every set and column of
   ``bench_suite.py``), the scaling sweep and the object benchmark (target
@@ -42,7 +42,7 @@ def run(script, *args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="CI subset (~5 min)")
+    parser.add_argument("--quick", action="store_true", help="3,000-sample subsets (~10 min)")
     parser.add_argument("--scale", action="store_true", help="only the 1M-sample test")
     parser.add_argument("--methods", action="store_true", help="only the per-method benchmarks")
     parser.add_argument("--all", action="store_true", help="suite, scaling, 1M test, per-method")
@@ -144,7 +144,7 @@ def write_report():
             lines += ["%s:" % key, "", common.markdown_table(rows, columns), ""]
     lines += ["Reproduce: `make bench` (suite, scaling and objects, about 75 min on 2 cores), "
               "`make bench-scale` (1M samples), `make bench-methods` (per-method), "
-              "`make bench-all` (all three) or `make bench-quick` (CI subset).", ""]
+              "`make bench-all` (all three) or `make bench-quick` (3,000-sample subsets).", ""]
     with open(os.path.join(REPO, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
     print("wrote BENCHMARKS.md")

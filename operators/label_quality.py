@@ -34,6 +34,22 @@ def resolve_device(name):
     return None if not name or name == "auto" else str(name)
 
 
+def human_verdicts(view, ids, verified_field, label_field):
+    """Verdicts on the labels as they are now (0 right, 1 wrong, -1 none),
+    or None when there are none: a label corrected by a reviewer counts as
+    verified right (it is the reviewer's choice)."""
+    from .consensus_inputs import Verdicts, corrected_items, read_verified
+
+    if not verified_field:
+        return None
+    ids = list(ids)
+    verdicts = Verdicts(
+        read_verified(view, ids, verified_field, label_field),
+        corrected_items(view, ids, label_field),
+    ).current
+    return verdicts if (verdicts >= 0).any() else None
+
+
 class ComputeLabelQuality(DetectorOperator):
     name = "compute_label_quality"
     label = "Label noise: label quality (out-of-sample probabilities)"
@@ -55,7 +71,24 @@ class ComputeLabelQuality(DetectorOperator):
         ),
         Param("folds", 5, "Folds", "Cross-fitting folds (Confident Learning uses 5)"),
         Param("rounds", 1, "Rounds", "Repeat the folds with new shuffles and average"),
-        Param("k", 10, "Neighbours (k)", "Neighbours of the kNN votes (knn, ensemble)"),
+        Param(
+            "k", 0, "Neighbours (k)",
+            "Neighbours of the kNN votes (knn, ensemble); 0 = chosen from "
+            "10/20/40 by held-out log loss",
+        ),
+        Param(
+            "reweight", 1, "Re-weighting passes",
+            "Extra passes that train each sample with weight 1 - P(label "
+            "wrong) from the previous pass (0: plain cross-fitting)",
+        ),
+        Param(
+            "verified_field",
+            "label_verified",
+            "Verified field",
+            "Boolean field of human verdicts (True = label right, False = "
+            "wrong; tags verified:correct / verified:wrong too): verified "
+            "labels train with full weight, wrong ones never",
+        ),
         Param(
             "prediction_field",
             "predicted_label",
@@ -71,6 +104,7 @@ class ComputeLabelQuality(DetectorOperator):
         from ..methods.out_of_sample import out_of_sample_probabilities
 
         inputs = load_inputs(view, params["label_field"], params["embeddings_field"])
+        known = human_verdicts(view, inputs.ids, params["verified_field"], params["label_field"])
         found = out_of_sample_probabilities(
             inputs.embeddings,
             inputs.y,
@@ -78,7 +112,9 @@ class ComputeLabelQuality(DetectorOperator):
             folds=int(params["folds"]),
             rounds=int(params["rounds"]),
             model=params["model"],
-            k=int(params["k"]),
+            k=int(params["k"]) or None,
+            reweight=int(params["reweight"]),
+            known=known,
             seed=params["seed"],
             device=resolve_device(params["device"]),
             progress=lambda f, m="": progress(0.05 + 0.85 * f, m),
@@ -106,6 +142,8 @@ class ComputeLabelQuality(DetectorOperator):
             log_loss=found["log_loss"],
             temperature=found["temperature"],
             l2=found.get("l2"),
+            k=found.get("k"),
+            num_known=found.get("num_known", 0),
             pool_weights=found.get("pool_weights"),
         )
         results = dict(

@@ -19,10 +19,11 @@ whole chain (:func:`operators.data.shared_inputs`); one progress bar covers
 the chain (``"3/5 Dupes: round 4/10"``). When the embeddings field is
 missing and a ``model`` is given, ``compute_embeddings`` runs first.
 
-``rescore=True`` runs no detector: it re-fits the consensus with the
-parameters of its previous run (from its run record), so verdicts given
-since (``label_verified``, audits) change the weights, the calibration and
-the flag count.
+``rescore=True`` re-fits from the verdicts given since (``label_verified``,
+audits): the out-of-sample probabilities (``compute_label_quality``) are
+re-fitted with the verdicts as training weights, then the consensus with the
+parameters of its previous run (from its run records) re-learns the weights,
+the calibration and the flag count. The other detectors are not re-run.
 
 In the App the run is delegated by default above
 :data:`DELEGATE_ABOVE` samples; when it runs immediately the App then shows
@@ -196,6 +197,43 @@ def step_params(operator, common, extra, prefix):
     return params
 
 
+#: detectors that learn from verdicts: re-fitted by ``rescore=True`` when
+#: their run exists and verdicts were given
+REFIT_WITH_VERDICTS = ("compute_label_quality",)
+
+
+def refit_steps(dataset, view, prefix, label_field):
+    """Re-score's detector steps: each verdict-aware detector of the chain
+    ``prefix`` re-runs with its recorded parameters, so the verdicts (right
+    labels train with full weight, wrong ones not at all) sharpen its
+    probabilities before the consensus re-fits. None without verdicts."""
+    _, num_correct, num_wrong = verified_counts(view, label_field)
+    if num_correct + num_wrong == 0 and not _tagged_verdicts(view, label_field):
+        return []
+    steps = []
+    for name in REFIT_WITH_VERDICTS:
+        op = get_step_operator(name)
+        if op is None:
+            continue
+        declared = {p.name: p.default for p in op.params}
+        key = prefix + str(declared.get("run_key") or op.method)
+        if key not in dataset.list_runs():
+            continue
+        previous = dict(getattr(dataset.get_run_info(key).config, "params", {}) or {})
+        if previous.get("label_field", label_field) != label_field:
+            continue
+        previous["run_key"] = key
+        steps.append((name, op, previous))
+    return steps
+
+
+def _tagged_verdicts(view, label_field):
+    tags = ["verified:correct", "verified:wrong"]
+    if is_patches(view):
+        return view.match_labels(tags=tags, fields=label_field).count() > 0
+    return view.match_tags(tags).count() > 0
+
+
 def run_chain(ctx, view, steps, progress):
     """Executes ``[(label, operator, params)]`` in order with one progress bar.
 
@@ -262,8 +300,9 @@ class FindLabelIssues(ActionOperator):
         ),
         Param(
             "rescore", False, "Re-score only",
-            "Run no detector: re-fit the consensus of the previous run from "
-            "the verdicts given since",
+            "Re-fit the previous run from the verdicts given since: the "
+            "label-quality probabilities, then the consensus (no other "
+            "detector re-runs)",
         ),
     )
 
@@ -372,6 +411,7 @@ class FindLabelIssues(ActionOperator):
                 raise lnd.InputError(
                     "No consensus run '%s' to re-score: run find_label_issues first" % key
                 )
+            steps += refit_steps(dataset, view, prefix, params["label_field"])
             previous = dict(getattr(dataset.get_run_info(key).config, "params", {}) or {})
             previous["run_key"] = key
             steps.append((CONSENSUS, consensus_op, previous))

@@ -63,9 +63,11 @@ def test_find_label_issues_on_patches(objects):
         ["ground_truth.is_noisy", "ground_truth.noise_score", "ground_truth.noise_flagged"])
     assert _auroc(noisy, score) > 0.85
     assert sum(flagged) == summary["num_flagged"] > 0
-    # re-score from the verdicts only (no detector)
+    # re-score from the verdicts (the fixture verifies some objects): label
+    # quality re-fitted with them, then the consensus; no other detector
     again = run_operator("find_label_issues", patches, rescore=True)
-    assert [s["step"] for s in again["steps"]] == [CONSENSUS]
+    assert [s["step"] for s in again["steps"]] == ["compute_label_quality", CONSENSUS]
+    assert ds.get_run_info("label_quality").config.num_known > 0
 
 
 def test_find_label_issues_on_patches_computes_crop_embeddings(objects):

@@ -58,15 +58,23 @@ def test_find_label_issues_chain_and_rescore(noisy):
     if not has_lq:
         assert any("Label quality" in n for n in summary["notes"])
 
-    # re-score: the consensus is re-fitted with its recorded params, no detector runs
+    # re-score: label quality re-fitted with the verdicts as training
+    # weights, then the consensus with its recorded params; no other detector runs
     before = ds.get_run_info("knn_disagreement").timestamp
+    lq_before = ds.get_run_info("label_quality").timestamp
     ids = ds.values("id")
     truth = dict(zip(ids, noisy_truth))
     picked = ids[:120]
     ds.set_values("label_verified", {i: not truth[i] for i in picked}, key_field="id")
     again = operator("find_label_issues")(ds, rescore=True)
-    assert [s["step"] for s in again["steps"]] == ["compute_noise_score"]
+    assert [s["step"] for s in again["steps"]] == ["compute_label_quality", "compute_noise_score"]
     assert ds.get_run_info("knn_disagreement").timestamp == before
+    lq = ds.get_run_info("label_quality")
+    assert lq.timestamp > lq_before and lq.config.num_known == 120
+    # verified-wrong labels are never trained on: their label quality drops
+    wrong = [i for i in picked if truth[i]]
+    lq_now = dict(zip(ids, ds.values("label_quality")))
+    assert np.mean([lq_now[i] for i in wrong]) < 0.5
     info = ds.get_run_info("consensus").config
     assert info.num_verified["mislabeled"] + info.num_verified["correct"] == 120
 
