@@ -248,7 +248,9 @@ def baselines(ds, d, mistakenness=True):
     with common.Timer() as t_cv, PeakRSS() as mem_cv:
         probs = cv_probabilities(d["x"], d["noisy"])
     with common.Timer() as t, PeakRSS() as mem:
-        issues = find_label_issues(d["noisy"], probs)
+        # n_jobs=1: no forked pool (a fork of a process holding torch/OpenMP
+        # threads can hang: a 2026-12-02 CI run was stopped at this point)
+        issues = find_label_issues(d["noisy"], probs, n_jobs=1)
         quality = get_label_quality_scores(d["noisy"], probs)
     out.append(dict(method=CLEANLAB, score=-quality, flagged=issues,
                     suggestion=probs.argmax(1), seconds=t.seconds + t_cv.seconds,
