@@ -21,6 +21,7 @@ from typing import Any
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from . import brain_index
 from . import data as lnd
 from . import objects as lno
 from . import runs as lnr
@@ -108,6 +109,17 @@ def common_params(output_field, run_key, needs_embeddings=True):
                 kind="vector",
             )
         )
+        params.append(
+            Param(
+                "brain_key",
+                "",
+                "Similarity index (instead)",
+                "Read the embeddings from this FiftyOne similarity index "
+                "(a compute_similarity run of these samples or objects; any "
+                "backend) instead of the embeddings field; empty = the field",
+                kind="similarity",
+            )
+        )
     params += [
         Param(
             "output_field",
@@ -136,6 +148,11 @@ def field_choices(collection, kind):
         return lnd.classification_fields(collection)
     if kind == "vector":
         return lnd.vector_fields(collection)
+    if kind == "similarity":
+        patches_field = (getattr(collection, "_label_fields", None) or [None])[0]
+        return brain_index.similarity_keys(
+            collection, patches_field if lno.is_patches(collection) else None
+        )
     schema = collection.get_field_schema()
     if kind == "score":
         return sorted(
@@ -168,9 +185,19 @@ def field_input(ctx, inputs, param, allow_new=False):
     except Exception:  # a form must render even on an odd collection
         choices = []
     if not choices:
+        if param.kind == "similarity":  # optional: no index, no input
+            return None
         inputs.str(param.name, default=param.default, required=False,
                    label=param.label, description=param.description)
         return None
+    if param.kind == "similarity":  # optional: "none" first, preselected
+        view = types.DropdownView()
+        view.add_choice("", label="none: use the embeddings field")
+        for name in choices:
+            view.add_choice(name, label=name)
+        inputs.str(param.name, default="", required=False, label=param.label,
+                   description=param.description, view=view)
+        return ""
     default = param.default if param.default in choices else (
         param.default if allow_new and param.default else choices[0]
     )
@@ -282,7 +309,8 @@ class DetectorOperator(foo.Operator):
         started = time.time()
         with lnr.run_lock(dataset, run_key):
             progress(0.0, "reading inputs")
-            computed = self.compute(ctx, view, params, progress)
+            with brain_index.reading_from(params.get("brain_key")):
+                computed = self.compute(ctx, view, params, progress)
             with lnr.dataset_write_lock(dataset):
                 progress(0.97, "writing results")
                 label_field = params.get("label_field") or ""

@@ -18,6 +18,7 @@ import numpy as np
 import fiftyone as fo
 import fiftyone.core.fields as fof
 
+from . import brain_index
 from . import objects as lno
 
 
@@ -170,7 +171,10 @@ def load_inputs(
     """
     check_processable(view)
     check_label_field(view, label_field)
-    if need_embeddings:
+    from_index = need_embeddings and bool(brain_index.active())
+    if from_index:
+        brain_index.check_index(view, brain_index.active(), label_field)
+    elif need_embeddings:
         embeddings_field = embeddings_path(view, label_field, embeddings_field)
         _check_embeddings_field(view, embeddings_field)
     skipped = {}
@@ -187,10 +191,12 @@ def load_inputs(
     columns, embeddings = read_columns(
         view,
         paths,
-        embeddings_field if need_embeddings else None,
+        embeddings_field if need_embeddings and not from_index else None,
         keep_row=lambda row: row[label_path] is not None,
     )
     ids, labels = columns["id"], columns[label_path]
+    if from_index and ids:
+        embeddings = brain_index.embeddings(view, label_field, ids)
     filepaths = columns.get("filepath")
 
     num_unlabeled = columns["_num_read"] - len(ids)
@@ -580,7 +586,10 @@ def load_unlabeled_inputs(
         if not has_labels:
             check_label_field(view, label_field)  # names the patches field
         lno.check_objects(view, label_field, require_labels=False)
-    if need_embeddings:
+    from_index = need_embeddings and bool(brain_index.active())
+    if from_index:
+        brain_index.check_index(view, brain_index.active(), label_field)
+    elif need_embeddings:
         embeddings_field = embeddings_path(view, label_field, embeddings_field)
         _check_embeddings_field(view, embeddings_field)
 
@@ -590,9 +599,11 @@ def load_unlabeled_inputs(
     if need_filepaths:
         paths.append("filepath")
     columns, embeddings = read_columns(
-        view, paths, embeddings_field if need_embeddings else None
+        view, paths, embeddings_field if need_embeddings and not from_index else None
     )
     ids = columns["id"]
+    if from_index and ids:
+        embeddings = brain_index.embeddings(view, label_field, ids)
     labels = columns[label_field + ".label"] if has_labels else [None] * len(ids)
 
     classes = sorted({l for l in labels if l is not None})

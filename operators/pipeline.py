@@ -34,6 +34,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
+from . import brain_index
 from . import data as lnd
 from . import runs as lnr
 from .objects import is_patches
@@ -273,6 +274,12 @@ class FindLabelIssues(ActionOperator):
             "One vector per sample; when missing, pick a model to compute it",
         ),
         Param(
+            "brain_key", "", "Similarity index (instead)",
+            "Read the embeddings from this FiftyOne similarity index (a "
+            "compute_similarity run) instead of the embeddings field",
+            kind="similarity",
+        ),
+        Param(
             "model", "", "Model (when the embeddings field is missing)",
             "torchvision backbone for compute_embeddings",
             choices=("", NO_MODEL) + MODELS,
@@ -401,6 +408,7 @@ class FindLabelIssues(ActionOperator):
         common = dict(
             label_field=params["label_field"],
             embeddings_field=params["embeddings_field"],
+            brain_key=params["brain_key"] or "",
             seed=int(params["seed"]),
         )
         consensus_op = get_step_operator(CONSENSUS)
@@ -419,7 +427,9 @@ class FindLabelIssues(ActionOperator):
             planned, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
             lnd.check_label_field(view, params["label_field"])
             embeddings = lnd.embeddings_path(view, params["label_field"], params["embeddings_field"])
-            if not lnd.embeddings_exist(view, embeddings):  # objects: <label>.<field>
+            if params["brain_key"]:  # the steps read the index; checked before any runs
+                brain_index.check_index(view, params["brain_key"], params["label_field"])
+            elif not lnd.embeddings_exist(view, embeddings):  # objects: <label>.<field>
                 if params["model"] in ("", NO_MODEL):
                     raise lnd.InputError(
                         "Embeddings field '%s' does not exist: pick an existing "
