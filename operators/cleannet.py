@@ -8,7 +8,7 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from . import runs as lnr
-from .common import Computed, DetectorOperator, Param
+from .common import Computed, DetectorOperator, Param, device_param, resolve_device
 from .data import InputError, load_inputs, output_path, output_schema, read_outputs
 
 HOW_TO_VERIFY = (
@@ -32,6 +32,7 @@ class ComputeCleanNetSimilarity(DetectorOperator):
     method = "cleannet"
     output_field = "cleannet_similarity"
     method_params = (
+        device_param(),
         Param(
             "verified_field",
             "label_verified",
@@ -148,6 +149,7 @@ class ComputeCleanNetSimilarity(DetectorOperator):
             verified,
             num_classes=len(inputs.classes),
             seed=params["seed"],
+            device=resolve_device(params["device"]),
             progress=progress,
             num_ref=params["num_ref"],
             n_steps=params["n_steps"],
@@ -220,6 +222,7 @@ class ComputeCleanNetSimilarity(DetectorOperator):
             refs["references"].numpy(),
             refs["mask"].numpy(),
             config,
+            device=resolve_device(params["device"]),
         )
         inputs.classes = classes
         info = {"scored_with_run": model_key}

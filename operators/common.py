@@ -88,6 +88,20 @@ class Computed:
     info: dict = field(default_factory=dict)
 
 
+def device_param():
+    return Param(
+        "device",
+        "auto",
+        "Device",
+        "Torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:1, ...",
+    )
+
+
+def resolve_device(name):
+    """``auto``/empty -> None (the methods then pick CUDA when present)."""
+    return None if not name or name == "auto" else str(name)
+
+
 def common_params(output_field, run_key, needs_embeddings=True):
     params = [
         Param(

@@ -29,7 +29,7 @@ import numpy as np
 from . import corrections as lnc
 from . import runs as lnr
 from . import safe_paths as sp
-from .common import ActionOperator, Computed, DetectorOperator, Param, TAG_PARAM
+from .common import ActionOperator, Computed, DetectorOperator, Param, TAG_PARAM, device_param, resolve_device
 from .data import InputError, check_label_field, load_inputs, write_sample_fields
 
 SOURCE = "dupes"
@@ -50,6 +50,7 @@ class ComputeDupes(DetectorOperator):
     method = "dupes"
     output_field = "dupe_count"
     method_params = (
+        device_param(),
         Param("rounds", 10, "Rounds", "50:50 split rounds (2 trainings each)"),
         Param(
             "threshold",
@@ -142,6 +143,7 @@ class ComputeDupes(DetectorOperator):
             classifier=classifier,
             ignore=ignore,
             seed=int(params["seed"]),
+            device=resolve_device(params["device"]),
             progress=method_progress,
             **options,
         )

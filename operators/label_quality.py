@@ -16,22 +16,8 @@ the run results, so ``compute_noise_score`` reuses it without retraining.
 import numpy as np
 
 from . import runs as lnr
-from .common import Computed, DetectorOperator, Param, TAG_PARAM
+from .common import Computed, DetectorOperator, Param, TAG_PARAM, device_param, resolve_device
 from .data import ClassificationColumn, load_inputs
-
-
-def device_param():
-    return Param(
-        "device",
-        "auto",
-        "Device",
-        "Torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:1, ...",
-    )
-
-
-def resolve_device(name):
-    """``auto``/empty -> None (the methods then pick CUDA when present)."""
-    return None if not name or name == "auto" else str(name)
 
 
 def human_verdicts(view, ids, verified_field, label_field):

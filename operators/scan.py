@@ -4,7 +4,7 @@ import numpy as np
 
 import fiftyone.operators.types as types
 
-from .common import Computed, DetectorOperator, Param, TAG_PARAM
+from .common import Computed, DetectorOperator, Param, TAG_PARAM, device_param, resolve_device
 from .data import ClassificationColumn, InputError, load_unlabeled_inputs
 
 
@@ -19,6 +19,7 @@ class ComputeScanClusters(DetectorOperator):
     method = "scan"
     output_field = "scan_cluster"
     method_params = (
+        device_param(),
         Param(
             "pretext",
             "embeddings",
@@ -160,6 +161,7 @@ class ComputeScanClusters(DetectorOperator):
                 batch_size=params["simclr_batch_size"],
                 image_size=params["simclr_image_size"],
                 seed=params["seed"],
+                device=resolve_device(params["device"]),
                 progress=lambda f, m="": progress(0.02 + 0.48 * f, m),
             )
             if failed:
@@ -184,6 +186,7 @@ class ComputeScanClusters(DetectorOperator):
             self_label_epochs=params["self_label_epochs"],
             hidden_dim=params["hidden_dim"],
             seed=params["seed"],
+            device=resolve_device(params["device"]),
             progress=lambda f, m="": progress(start + (0.95 - start) * f, m),
         )
         cluster = found["cluster"]

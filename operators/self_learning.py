@@ -3,7 +3,7 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import Computed, DetectorOperator, Param, TAG_PARAM, call_operator, run_key_input
+from .common import Computed, DetectorOperator, Param, TAG_PARAM, call_operator, run_key_input, device_param, resolve_device
 from .data import ClassificationColumn, InputError, load_inputs
 from .runs import load_results, plugin_runs
 
@@ -21,6 +21,7 @@ class ComputeCorrectedLabels(DetectorOperator):
     method = METHOD
     output_field = "corrected_label"
     method_params = (
+        device_param(),
         Param(
             "samples_per_class",
             1280,
@@ -138,6 +139,7 @@ class ComputeCorrectedLabels(DetectorOperator):
                 top_fraction=float(params["top_fraction"]),
                 eta_max=float(params["eta_max"]),
                 seed=int(params["seed"]),
+                device=resolve_device(params["device"]),
                 progress=lambda f, m: progress(0.05 + 0.9 * f, m),
             )
         except (ValueError, OSError) as e:

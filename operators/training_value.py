@@ -17,7 +17,7 @@ import fiftyone.operators.types as types
 
 from fiftyone import ViewField as F
 
-from .common import Computed, DetectorOperator, Param, TAG_PARAM
+from .common import Computed, DetectorOperator, Param, TAG_PARAM, device_param, resolve_device
 from .data import InputError, load_inputs, output_path, output_schema
 from . import runs as lnr
 
@@ -36,6 +36,7 @@ class ComputeTrainingValue(DetectorOperator):
     method = METHOD
     output_field = "training_value"
     method_params = (
+        device_param(),
         Param(
             "validation_tag",
             "validated",
@@ -122,7 +123,7 @@ class ComputeTrainingValue(DetectorOperator):
             "(default: <fiftyone dataset dir>/label_noise/<dataset>/<run_key>_histogram.png)",
         ),
         Param(
-            "brain_key",
+            "map_brain_key",
             "",
             "2-D map brain key",
             "If set, also compute a FiftyOne Brain visualization (PCA) of the "
@@ -180,6 +181,7 @@ class ComputeTrainingValue(DetectorOperator):
                 regressor_epochs=int(params["regressor_epochs"]),
                 regressor_patience=int(params["regressor_patience"]),
                 seed=int(params["seed"]),
+                device=resolve_device(params["device"]),
                 progress=lambda f, m="": progress(0.05 + 0.85 * f, m),
             )
         value = found["value"]
@@ -240,7 +242,8 @@ class ComputeTrainingValue(DetectorOperator):
         progress(0.3, "scoring %d samples" % inputs.num_samples)
         index = {c: i for i, c in enumerate(classes)}
         y = np.array([index[c] for c in inputs.labels], dtype=np.int64)
-        value = predict_training_value(decode_model(saved), inputs.embeddings, y)
+        value = predict_training_value(decode_model(saved), inputs.embeddings, y,
+                                       device=resolve_device(params["device"]))
         results = lnr.load_results(dataset, source)
         info = dict(
             classes=inputs.classes,
@@ -272,7 +275,7 @@ class ComputeTrainingValue(DetectorOperator):
             },
             "skipped": inputs.skipped,
         }
-        if params["brain_key"]:
+        if params["map_brain_key"]:
             summary["map"] = feature_map(ctx.dataset, view, params)
         return Computed(
             ids=inputs.ids,
@@ -427,18 +430,18 @@ def feature_map(dataset, view, params):
     try:
         import fiftyone.brain as fob
 
-        if params["brain_key"] in dataset.list_brain_runs():
-            dataset.delete_brain_run(params["brain_key"])
+        if params["map_brain_key"] in dataset.list_brain_runs():
+            dataset.delete_brain_run(params["map_brain_key"])
         fob.compute_visualization(
             view,
             embeddings=params["embeddings_field"],
             method="pca",
-            brain_key=params["brain_key"],
+            brain_key=params["map_brain_key"],
             seed=int(params["seed"]),
         )
         return (
             "brain key '%s': open the Embeddings panel and color by '%s'"
-            % (params["brain_key"], params["output_field"])
+            % (params["map_brain_key"], params["output_field"])
         )
     except Exception as e:  # optional output: never fail the run on it
         return "2-D map skipped (%s: %s)" % (type(e).__name__, e)

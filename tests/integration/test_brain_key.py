@@ -96,3 +96,23 @@ def test_patches_view_reads_an_object_index(objects):  # noqa: F811
                        % (len(patches) - some.count("ground_truth.detections"), len(patches))):
         run_operator("compute_knn_disagreement", patches, brain_key="some_objects")
 
+
+
+def test_every_operator_declares_each_parameter_once():
+    """``brain_key`` (embeddings from an index) and ``device`` are common
+    parameters: no operator may declare one of them again with another
+    meaning (Training-ValueNet's 2-D map is ``map_brain_key``)."""
+    import fiftyone.operators as foo
+
+    ops = [o for o in foo.list_operators() if o.uri.startswith("@label-noise/curation/")]
+    assert len(ops) > 10
+    for op in ops:
+        names = [p.name for p in getattr(op, "params", ())]
+        assert len(names) == len(set(names)), (op.uri, names)
+        if "embeddings_field" in names and op.name != "compute_embeddings":
+            assert "brain_key" in names, op.uri
+    torch_ops = ("compute_dupes", "compute_scan_clusters", "compute_corrected_labels",
+                 "compute_training_value", "compute_cleannet_similarity", "compute_label_quality")
+    for op in ops:
+        if op.name in torch_ops:
+            assert "device" in [p.name for p in op.params], op.uri

@@ -138,7 +138,7 @@ def test_app_form_params_and_validation_field(blob_dataset):
     assert params["episodes"] == 100 and params["lr"] == 0.001
     assert params["validation_tag"] == "validated" and params["tag"] == ""
     params.update(
-        SMALL, validation_field="verified", output_field="tv", run_key="tv_form", brain_key="tv_map"
+        SMALL, validation_field="verified", output_field="tv", run_key="tv_form", map_brain_key="tv_map"
     )
     view = ds.exists("embeddings")  # a DatasetView target
     summary = run_operator("compute_training_value", view, **params)
