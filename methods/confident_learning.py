@@ -252,7 +252,49 @@ def anchor_noise_rates(probabilities, labels, quantile=0.05, min_anchors=200):
     return found["rate"], found["per_class"]
 
 
-def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smoothing=1.0):
+def _g_statistic(counts, rate):
+    """Likelihood-ratio (G) statistic of anchor counts (rows = true class)
+    against uniform noise: one rate ``rate``, errors spread evenly."""
+    k = counts.shape[1]
+    take = counts.sum(axis=1, keepdims=True)
+    expected = np.where(np.eye(k, dtype=bool), take * (1.0 - rate), take * rate / max(k - 1, 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(counts > 0, counts * np.log(counts / np.maximum(expected, 1e-300)), 0.0)
+    return 2.0 * terms.sum(axis=-1).sum(axis=-1)
+
+
+def uniform_noise_test(counts, seed=0, draws=None):
+    """Monte Carlo p-value of "the noise is uniform" given anchor counts.
+
+    H0: every class is mislabeled at the same rate and into every other class
+    equally often (symmetric noise). The statistic is the G (likelihood
+    ratio) statistic of the ``(k, k)`` anchor count table against H0; its
+    null distribution is simulated (parametric bootstrap, ``draws`` tables)
+    because the cells are far too sparse for the chi-square approximation
+    at low noise. A small p-value means the noise has structure (some
+    classes or class pairs more than others).
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    k = counts.shape[0]
+    take = counts.sum(axis=1).astype(np.int64)
+    rate = float(1.0 - np.trace(counts) / max(counts.sum(), 1.0))
+    if k < 2 or rate <= 0.0:
+        return 1.0
+    observed = _g_statistic(counts, rate)
+    draws = draws or max(20, min(200, 20000 // k))
+    rng = np.random.default_rng(seed)
+    null = np.zeros((draws, k, k))
+    for j in range(k):
+        row = np.full(k, rate / (k - 1))
+        row[j] = 1.0 - rate
+        null[:, j, :] = rng.multinomial(take[j], row, size=draws)
+    null_rates = 1.0 - np.trace(null, axis1=1, axis2=2) / np.maximum(null.sum(axis=(1, 2)), 1.0)
+    simulated = np.array([_g_statistic(null[b], max(null_rates[b], 1e-12)) for b in range(draws)])
+    return float((1 + (simulated >= observed).sum()) / (draws + 1))
+
+
+def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smoothing=1.0,
+                      uniform_alpha=0.05, seed=0):
     """The noise transition matrix from anchor points (Patrini et al. 2017).
 
     For class ``j``, the ``quantile * n / k`` samples (raised towards
@@ -278,12 +320,21 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smo
       counts per cell, so an unseen confusion is unlikely, not impossible;
       with few errors the row stays close to uniform noise.
 
+    Then a test (:func:`uniform_noise_test`) of whether the anchors show
+    any structure at all: when uniform noise is not rejected at level
+    ``uniform_alpha`` (0: never test), ``transition`` is the uniform-noise
+    matrix (one rate, errors spread evenly). The per-class differences are
+    then sampling noise, and using them would reorder samples across
+    classes at random; under uniform noise the Bayes posterior of a wrong
+    label ranks exactly as the self-confidence does.
+
     Returns:
         a dict with ``transition`` float (k, k) (rows = true class, sum 1),
         ``per_class`` (k,) shrunk rates ``ρ_j``, ``raw_per_class`` (k,),
         ``rate`` (overall, weighted by the given class frequencies),
-        ``num_anchors`` per class and ``shrinkage`` (0 = own rates, 1 = all
-        equal)
+        ``num_anchors`` per class, ``shrinkage`` (0 = own rates, 1 = all
+        equal), ``uniform_p_value`` and ``uniform`` (the uniform-noise
+        matrix was used)
     """
     p = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -313,13 +364,21 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smo
         transition[j] = off / off.sum() * rates[j] if k > 1 else 0.0
         transition[j, j] = 1.0 - rates[j]
     prior = np.bincount(labels, minlength=k) / max(n, 1)
+    overall = float((prior * rates).sum())
+    p_value = uniform_noise_test(counts, seed=seed) if uniform_alpha > 0 else 0.0
+    uniform = p_value >= uniform_alpha and k > 1
+    if uniform:
+        transition = np.full((k, k), overall / (k - 1))
+        np.fill_diagonal(transition, 1.0 - overall)
     return dict(
         transition=transition,
         per_class=rates,
         raw_per_class=raw,
-        rate=float((prior * rates).sum()),
+        rate=overall,
         num_anchors=int(take),
         shrinkage=float(shrinkage),
+        uniform_p_value=float(p_value),
+        uniform=bool(uniform),
     )
 
 

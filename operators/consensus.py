@@ -355,7 +355,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     """
     from ..methods.consensus import noise_consensus
     from ..methods.noise_estimate import estimate_label_noise
-    from .evidence import audited_mask, probability_evidence
+    from .evidence import audited_mask, primary_source, probability_evidence
 
     evidence, sources = probability_evidence(
         dataset, data.ids, data.y, data.classes, specs, suggestions,
@@ -369,6 +369,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
         verified=verdicts.current, audited=audited, original_verdicts=verdicts.given,
         num_fixed=verdicts.num_fixed, estimator=params["noise_estimator"],
         class_names=data.classes, seed=int(params["seed"]),
+        primary=primary_source(sources),
     )
     if evidence:
         est = estimate_label_noise(evidence, data.y, **options)

@@ -46,7 +46,8 @@ def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patc
     for name, key in _probability_runs(dataset, specs, patches_field).items():
         matrix = _aligned_matrix(dataset, key, ids, classes)
         if matrix is not None:
-            evidence[name], sources[name] = matrix, "run %s" % key
+            method = getattr(dataset.get_run_info(key).config, "method", "")
+            evidence[name], sources[name] = matrix, "run %s (%s)" % (key, method)
     for name, (predicted, confidence) in suggestions.items():
         if name in evidence:
             continue
@@ -58,6 +59,14 @@ def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patc
             evidence[name] = label_probabilities(labels, predicted, confidence, k, given_share=share)
             sources[name] = "suggested class"
     return evidence, sources
+
+
+def primary_source(sources):
+    """The input holding cross-fitted class probabilities (a
+    ``compute_label_quality`` run), or None: when present, the consensus
+    ranks by it alone (see :func:`methods.noise_estimate.estimate_label_noise`)."""
+    found = [name for name, where in sources.items() if where.endswith("(label_quality)")]
+    return found[0] if found else None
 
 
 def audited_mask(dataset, ids):
