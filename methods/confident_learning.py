@@ -366,7 +366,7 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors=200, smo
     prior = np.bincount(labels, minlength=k) / max(n, 1)
     overall = float((prior * rates).sum())
     p_value = uniform_noise_test(counts, seed=seed) if uniform_alpha > 0 else 0.0
-    uniform = p_value >= uniform_alpha and k > 1
+    uniform = uniform_alpha > 0 and p_value >= uniform_alpha and k > 1
     if uniform:
         transition = np.full((k, k), overall / (k - 1))
         np.fill_diagonal(transition, 1.0 - overall)

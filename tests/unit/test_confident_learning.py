@@ -11,6 +11,7 @@ from methods.confident_learning import (
     noise_posterior,
     per_class_thresholds,
     shift_to_mean,
+    uniform_noise_test,
 )
 
 # rows: true class, columns: given class; class-pair noise of different sizes
@@ -152,3 +153,51 @@ def test_anchor_rates_are_shrunk_when_classes_differ_only_by_chance():
     assert found["shrinkage"] > 0.8
     assert found["per_class"].min() > 0.5 * found["per_class"].mean()
     assert found["rate"] == pytest.approx((given != true).mean(), abs=0.005)
+
+
+def _anchor_counts(rows, take, rng):
+    """Anchor count table: for each true class, ``take`` given labels drawn
+    from its row of a transition matrix."""
+    return np.stack([rng.multinomial(take, r) for r in rows])
+
+
+def test_uniform_noise_test_tells_uniform_from_structured_noise():
+    k, take, rate = 10, 250, 0.04
+    uniform = np.full((k, k), rate / (k - 1))
+    np.fill_diagonal(uniform, 1 - rate)
+    pair = np.eye(k) * (1 - rate)
+    pair[np.arange(k), (np.arange(k) + 1) % k] = rate  # each class into one other
+    p_uniform = [uniform_noise_test(_anchor_counts(uniform, take, np.random.default_rng(s)), seed=s)
+                 for s in range(20)]
+    p_pair = [uniform_noise_test(_anchor_counts(pair, take, np.random.default_rng(s)), seed=s)
+              for s in range(5)]
+    # a valid test: under uniform noise p < 0.05 about 1 time in 20 (stated
+    # bound: at most 3 of 20); class-pair noise of the same rate always found
+    assert sum(p < 0.05 for p in p_uniform) <= 3
+    assert max(p_pair) < 0.01
+    # deterministic for a seed
+    counts = _anchor_counts(pair, take, np.random.default_rng(0))
+    assert uniform_noise_test(counts, seed=1) == uniform_noise_test(counts, seed=1)
+
+
+def test_uniform_noise_makes_the_posterior_rank_as_self_confidence():
+    rng = np.random.default_rng(5)
+    n, k, rate = 20_000, 10, 0.03
+    true = rng.integers(0, k, n)
+    given = true.copy()
+    flip = rng.random(n) < rate
+    given[flip] = (true[flip] + rng.integers(1, k, flip.sum())) % k
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), true] += 3.0
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    # (the test's level is checked over 20 seeds above; here one draw, at
+    # level 0.01, is enough to take the uniform branch: p = 0.035)
+    found = anchor_transition(probs, given, uniform_alpha=0.01)
+    assert found["uniform"] and found["uniform_p_value"] >= 0.01
+    posterior, _ = noise_posterior(probs, given, found["transition"])
+    self_conf = probs[np.arange(n), given]
+    # one rate for every class: the posterior is a decreasing function of p̂_ỹ
+    order = np.argsort(-self_conf, kind="stable")
+    assert np.all(np.diff(posterior[order]) >= -1e-12)
+    # uniform_alpha=0 skips the test: the class-conditional matrix is kept
+    assert not anchor_transition(probs, given, uniform_alpha=0)["uniform"]

@@ -148,3 +148,18 @@ def test_pool_keeps_the_best_source_when_the_other_only_adds_noise():
     rows = np.arange(len(x))
     assert weights["noise"] == 0.0 or weights["noise"] < 0.05 * weights["good"]
     assert -np.log(pooled[rows, noisy]).mean() <= -np.log(good[rows, noisy]).mean() + 1e-3
+
+
+def test_primary_source_is_used_alone():
+    from methods.noise_estimate import estimate_label_noise
+
+    x, true, noisy = _blobs(0.1, n=2000, seed=9)
+    good = out_of_sample_probabilities(x, noisy, 5, model="logreg", seed=0)["probabilities"]
+    other = np.random.default_rng(2).dirichlet(np.ones(5), len(x))
+    alone = estimate_label_noise({"lq": good}, noisy)
+    with_primary = estimate_label_noise({"lq": good, "other": other}, noisy, primary="lq")
+    assert with_primary["pool_weights"] == {"lq": 1.0}
+    np.testing.assert_allclose(with_primary["p_wrong"], alone["p_wrong"])
+    # an unknown primary falls back to pooling every source
+    pooled = estimate_label_noise({"lq": good, "other": other}, noisy, primary="missing")
+    assert set(pooled["pool_weights"]) <= {"lq", "other"}
