@@ -18,6 +18,7 @@ from .consensus_inputs import (
     _orientation,
     corrected_items,
     discover_inputs,
+    original_labels,
     parse_inputs,
     read_verified,
 )
@@ -250,10 +251,11 @@ class ComputeNoiseScore(DetectorOperator):
             view, list(data.ids), params["verified_field"], params["label_field"]
         )
         corrected = corrected_items(view, list(data.ids), params["label_field"])
+        before = original_labels(view, list(data.ids), params["label_field"])
         progress(0.5, "combining %s" % ", ".join(scores))
         combined = combine_evidence(
             dataset, data, classes, specs, scores, suggestions,
-            Verdicts(verified, corrected), params, data_is_patches=patches,
+            Verdicts(verified, corrected, before), params, data_is_patches=patches,
         )
         noise = combined["noise"]
         fields = {params["output_field"]: noise}
@@ -368,6 +370,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     options = dict(
         verified=verdicts.current, audited=audited, original_verdicts=verdicts.given,
         num_fixed=verdicts.num_fixed, estimator=params["noise_estimator"],
+        original_labels=verdicts.original_labels(data.y, data.classes),
         class_names=data.classes, seed=int(params["seed"]),
         primary=primary_source(sources),
     )

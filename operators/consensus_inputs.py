@@ -8,6 +8,7 @@ too) or parses the user's list, and reads the verdicts (``label_verified``,
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -218,6 +219,8 @@ class Verdicts:
 
     given: np.ndarray
     corrected: np.ndarray
+    #: class before the first correction per item (None: never corrected)
+    original: Optional[Sequence] = None
 
     @property
     def current(self):
@@ -233,6 +236,22 @@ class Verdicts:
         the labels before correction, so corrected samples are left out."""
         out = self.given.copy()
         out[self.corrected] = -1
+        return out
+
+    def original_labels(self, labels, classes):
+        """``labels`` (int, current) with each label judged wrong and then
+        corrected put back to its class before the correction: the labels
+        as the labelling process produced them, which is what a model-based
+        noise estimate measures."""
+        out = np.asarray(labels, dtype=np.int64).copy()
+        if self.original is None:
+            return out
+        index = {c: i for i, c in enumerate(classes)}
+        fixed = np.flatnonzero(self.corrected & (self.given == 1))
+        for row in fixed:
+            before = index.get(self.original[row])
+            if before is not None:
+                out[row] = before
         return out
 
     @property
@@ -253,3 +272,16 @@ def corrected_items(view, ids, label_field):
     path = name if patches else name + ".source"
     values = read_outputs(view, label_field, [path], ids=ids)[path]
     return np.array([v is not None for v in values], dtype=bool)
+
+
+def original_labels(view, ids, label_field):
+    """The class each id had before its first correction (None where it
+    was never corrected): ``<label>_original.label`` on samples,
+    ``label_original`` on objects."""
+    from .corrections import OBJECT_ORIGINAL, original_field
+
+    name = OBJECT_ORIGINAL if is_patches(view) else original_field(label_field)
+    if name not in output_schema(view, label_field):
+        return [None] * len(ids)
+    path = name if is_patches(view) else name + ".label"
+    return read_outputs(view, label_field, [path], ids=ids)[path]

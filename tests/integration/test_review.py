@@ -269,3 +269,20 @@ def test_find_label_issues_form_model_and_patches(noisy, new_dataset):
     choices = [c["value"] for c in p["embeddings_field"]["view"]["choices"]]
     assert choices == ["ground_truth.embeddings"]  # not the box
     assert p["embeddings_field"]["default"] == "ground_truth.embeddings"
+
+
+def test_verdicts_put_fixed_labels_back_for_the_model_estimate():
+    """Only labels judged wrong *and* corrected go back to their class
+    before the correction (what the labelling process produced); a label
+    corrected without a verdict, or verified right, keeps its class."""
+    from operators.consensus_inputs import Verdicts
+
+    given = np.array([1, 1, 0, -1, -1])
+    corrected = np.array([True, False, True, True, False])
+    original = ["cat", None, "cat", "dog", None]
+    verdicts = Verdicts(given, corrected, original)
+    labels = np.array([1, 1, 1, 0, 2])
+    out = verdicts.original_labels(labels, ["cat", "dog", "bird"])
+    np.testing.assert_array_equal(out, [0, 1, 1, 0, 2])
+    assert verdicts.num_fixed == 1
+    np.testing.assert_array_equal(Verdicts(given, corrected).original_labels(labels, []), labels)

@@ -163,3 +163,27 @@ def test_primary_source_is_used_alone():
     # an unknown primary falls back to pooling every source
     pooled = estimate_label_noise({"lq": good, "other": other}, noisy, primary="missing")
     assert set(pooled["pool_weights"]) <= {"lq", "other"}
+
+
+def test_corrections_of_the_top_flagged_do_not_empty_the_model_estimate():
+    """A reviewer fixes the most confident disagreements first: the anchors.
+    Measured on the corrected labels the anchors lose their evidence of
+    noise and the rate collapses; measured on the original labels, minus
+    the labels fixed, it stays near what is still wrong."""
+    x, true, noisy = _blobs(0.2, n=6000, seed=10)
+    probs = out_of_sample_probabilities(x, noisy, 5, model="logreg", seed=0)["probabilities"]
+    first = estimate_label_noise({"lq": probs}, noisy)
+    wrong = noisy != true
+    top = np.argsort(-first["p_wrong"])[:600]
+    fixed = top[wrong[top]]
+    assert len(fixed) > 500
+    current = noisy.copy()
+    current[fixed] = true[fixed]
+    still = (current != true).mean()
+    naive = estimate_label_noise({"lq": probs}, current)["estimate"]["rate"]
+    out = estimate_label_noise(
+        {"lq": probs}, current, original_labels=noisy, num_fixed=len(fixed)
+    )["estimate"]
+    assert out["rate"] == pytest.approx(first["estimate"]["rate"] - len(fixed) / len(x), abs=1e-9)
+    assert out["rate"] == pytest.approx(still, rel=0.25)
+    assert naive < out["rate"] - 0.02  # the bias this avoids
