@@ -120,7 +120,8 @@ def compare_levels(work, label_set, num_canvases, num_objects):
         },
     }
     for name in ("knn_disagreement", "label_quality"):
-        image_values = np.array([dict(zip(*images.values(["filepath", name])))[p] for p in paths], float)
+        by_path = dict(zip(*images.values(["filepath", name])))
+        image_values = np.array([by_path[p] for p in paths], float)
         object_values = np.array(fresh.values("ground_truth." + name), float)
         sign = -1.0 if name == "label_quality" else 1.0  # higher quality = cleaner
         row["image_%s_auroc" % name] = common.detection_scores(is_noisy, sign * image_values)["auroc"]
