@@ -387,6 +387,8 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
             scores, data.y, suggestions=suggestions, verified=verified,
             normalisation=params["normalisation"], seed=params["seed"],
             min_verified=MIN_VERIFIED_EACH,
+            # learned weights must beat the probabilities on held-out verdicts
+            baseline="pooled_probabilities" if evidence else None,
         )
     learned = found["weights_source"].startswith("verified")
     if evidence and learned:  # the learned ranking, calibrated on the verdicts
@@ -400,8 +402,9 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
         noise = est["p_wrong"]
     if evidence:
         suggested, confidence = est["suggested"], est["suggested_confidence"]
-        weights = found["weights"] if learned else {"pooled_probabilities": 1.0}
-        source = found["weights_source"] if learned else (
+        kept = found.get("baseline_kept")  # learned, but did not beat the probabilities
+        weights = found["weights"] if learned or kept else {"pooled_probabilities": 1.0}
+        source = found["weights_source"] if learned or kept else (
             "pooled class probabilities (%s); %s" % (
                 ", ".join("%s %.2f" % kv for kv in pool_weights.items()),
                 "rank inputs without class probabilities are used once 10+ "

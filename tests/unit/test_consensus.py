@@ -145,3 +145,30 @@ def test_bad_inputs_raise():
         noise_consensus({"a": np.zeros(2)}, np.zeros(3, int))
     with pytest.raises(ValueError):
         noise_consensus({"a": np.zeros(3)}, np.zeros(3, int), normalisation="x")
+
+
+def _verified_sample(truth, size, rng):
+    verified = np.full(len(truth), -1)
+    pick = rng.choice(len(truth), size, replace=False)
+    verified[pick] = truth[pick].astype(int)
+    return verified
+
+
+def test_learned_weights_must_beat_the_baseline_on_held_out_verdicts():
+    rng = np.random.default_rng(0)
+    n = 4000
+    truth = rng.random(n) < 0.2
+    labels = rng.integers(0, 4, n)
+    base = truth * 1.5 + rng.normal(size=n)          # AUROC ~0.85
+    junk = {"junk%d" % i: rng.random(n) for i in range(4)}
+    verified = _verified_sample(truth, 200, rng)
+    out = noise_consensus(dict(base=base, **junk), labels, verified=verified, baseline="base")
+    assert out["baseline_kept"]
+    assert out["weights"]["base"] == 1.0
+    assert out["weights_source"].startswith("base alone")
+    # an input with independent information is worth mixing in
+    other = truth * 1.5 + rng.normal(size=n)
+    out = noise_consensus(dict(base=base, other=other), labels, verified=verified, baseline="base")
+    assert not out["baseline_kept"] and out["weights_source"].startswith("verified")
+    assert out["cross_validated_auc"] > 0.5
+    assert _auroc(truth, out["noise_score"]) > _auroc(truth, base) + 0.02
