@@ -348,12 +348,18 @@ def cross_validated_auc(features, is_noisy, folds=5, seed=51):
         w, _ = learn_weights(filled[train], y[train], seed=seed)
         if w.sum() <= 1e-9:
             w = np.ones_like(w)
-        wmat = np.where(present[test], w[None, :], 0.0)
-        total = wmat.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[test] = (np.where(present[test], x[test], 0.0) * wmat).sum(axis=1) / total
+        out[test] = _weighted_mean(x[test], present[test], w)
     ok = np.isfinite(out)
     return _auroc(y[ok], out[ok])
+
+
+def _weighted_mean(matrix, present, weights):
+    """Per row, the ``weights``-weighted mean of the present inputs (a
+    missing input is left out); NaN where the present ones weigh 0."""
+    wmat = np.where(present, weights[None, :], 0.0)
+    total = wmat.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(present, matrix, 0.0) * wmat).sum(axis=1) / total
 
 
 def _combine(raw, names, labels, mode, verified, can_learn, seed):
@@ -370,13 +376,9 @@ def _combine(raw, names, labels, mode, verified, can_learn, seed):
             weights = w / w.sum()
             learned = True
 
-    wmat = np.where(present, weights[None, :], 0.0)
-    total = wmat.sum(axis=1)
-    filled = np.where(present, matrix, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        noise = (filled * wmat).sum(axis=1) / total
+    noise = _weighted_mean(matrix, present, weights)
     # a sample scored only by zero-weight inputs: plain mean of what it has
-    fallback = (total <= 0) & present.any(axis=1)
+    fallback = ~np.isfinite(noise) & present.any(axis=1)
     if fallback.any():
         noise[fallback] = np.nanmean(
             np.where(present[fallback], matrix[fallback], np.nan), axis=1
