@@ -259,6 +259,20 @@ def _panel_button(page, name):
     return page.get_by_role("button", name=name).first
 
 
+def _click_until(page, button, selector, tries=3, timeout=20000):
+    """Clicks ``button`` until ``selector`` shows. On FiftyOne 1.10 the panel
+    re-renders beside the grid while thumbnails load and a click can land on
+    the old render and be lost; the panel must still show ``selector``."""
+    for attempt in range(tries):
+        _panel_button(page, button).click()
+        try:
+            page.locator(selector).first.wait_for(timeout=timeout)
+            return
+        except Exception:
+            if attempt == tries - 1:
+                raise
+
+
 def test_review_workflow_in_the_app(app):
     import fiftyone.operators as foo
     from fiftyone import ViewField as F
@@ -296,8 +310,7 @@ def test_review_workflow_in_the_app(app):
             _shot(page, "03_panel_overview.png")
 
             # 3. review mode with the keyboard on 5 samples
-            _panel_button(page, "Start review").click()
-            page.locator("[data-cy='label-noise-image']").first.wait_for()
+            _click_until(page, "Start review", "[data-cy='label-noise-image']")
             page.locator("[data-cy='label-noise-keys']").first.wait_for()
             assert _reviewed(page) == (0, num_flagged)
             queue = review.load_queue(ds)["ids"]
