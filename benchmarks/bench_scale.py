@@ -1,22 +1,34 @@
-"""Scale: every embedding-based detector on N synthetic samples, via its operator.
+"""Scale: the whole job, and each detector, on N synthetic samples.
 
-    .venv/bin/python benchmarks/bench_scale.py            # 1,000,000 x 256-d
-    .venv/bin/python benchmarks/bench_scale.py --quick    # 20,000
-    .venv/bin/python benchmarks/bench_scale.py --n 200000 --timeout 1800
+    .venv/bin/python benchmarks/bench_scale.py              # find_label_issues, 1,000,000 x 256-d
+    .venv/bin/python benchmarks/bench_scale.py --quick      # the same on 20,000
+    .venv/bin/python benchmarks/bench_scale.py --detectors  # each detector alone (old table)
 
-A private mongod is started; N Gaussian-blob samples (``--dim`` 256,
-``--classes`` 10, 10% flipped labels; how cost grows with the number of
-classes is measured by ``bench_scaling.py``) are inserted in batches; 100 samples
-per class are marked verified (tag ``validated`` and ``label_verified``) for
-the detectors that need them. Each detector then runs in its own process
-through ``execute_operator`` with its defaults, so the peak RSS measured
-(``ru_maxrss`` of that process) is the detector's, and one that exceeds
-``--timeout`` is stopped and reported as such. Each completed detector's
-AUROC against the injected flips and the 1-minute load average when it
-started are reported too (kNN searches above 200,000 rows use an IVF index,
-so its AUROC here shows what the approximation costs). Writes
-``benchmarks/results/scale.json`` (``scale_quick.json`` for ``--quick``) and
-prints a markdown table. Not part of the test suite (``make bench``).
+A private mongod is started and N samples are inserted in batches (``--dim``
+256, ``--classes`` 10, 10% flipped labels). The default run is the job a
+user starts: ``find_label_issues`` with its ``fast`` preset (kNN
+disagreement, label quality, Dupes, Deep Self-Learning, the consensus) in
+one child process, run immediately (not delegated), every sample written.
+Its table gives, per step, the wall seconds split into reading inputs,
+computing and writing outputs (the chain reads the embeddings once and
+shares one neighbour graph), and the process's peak RSS by the end of the
+step; then the noise score's AUROC against the injected flips, the
+estimated noise rate against the true one, and whether every sample got
+every output. The samples are Gaussian data of 10 classes, each spread
+over its own 16-d subspace (``tests/synthetic.py``): low-dimensional classes,
+as image embeddings are, on which an IVF index needs as many cells probed
+for a given recall as on the CIFAR-10 MobileNetV2 embeddings (on one
+isotropic blob per class no index beats scanning the class;
+``bench_neighbours.py`` measures both).
+
+``--detectors`` runs each embedding-based detector alone through its
+operator in its own process (peak RSS = that process's), on one isotropic
+blob per class, 100 samples per class marked verified for the detectors that
+need them, a detector that exceeds ``--timeout`` is stopped and reported.
+
+Writes ``benchmarks/results/scale_pipeline.json`` (``scale.json`` with
+``--detectors``; ``_quick`` with ``--quick``) and prints a markdown table.
+Not part of the test suite (``make bench-scale``).
 """
 
 import argparse
@@ -56,6 +68,74 @@ def worker(dataset_name, name, params):
     ), flush=True)
 
 
+def pipeline_worker(dataset_name, params):
+    """Child: runs find_label_issues and prints its steps as JSON."""
+    import fiftyone as fo
+    import fiftyone.operators as foo
+
+    ds = fo.load_dataset(dataset_name)
+    started = time.time()
+    out = foo.execute_operator(
+        "%s/find_label_issues" % PLUGIN, ctx={"dataset": ds, "params": params}
+    ).result
+    seconds = time.time() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    print("RESULT " + json.dumps(
+        {"seconds": seconds, "peak_rss_gib": rss, "steps": out["steps"],
+         "noise_rate": out.get("noise_rate"), "noise_rate_basis": out.get("noise_rate_basis"),
+         "num_flagged": out.get("num_flagged"), "score_field": out.get("score_field")},
+        default=str,
+    ), flush=True)
+
+
+STEP_FIELDS = {  # the field each fast-preset step writes on every sample
+    "compute_knn_disagreement": "knn_disagreement",
+    "compute_label_quality": "label_quality",
+    "compute_dupes": "dupe_count",
+    "compute_corrected_labels": "corrected_label",
+    "compute_noise_score": "noise_score",
+}
+
+
+def run_pipeline(ds, n, args):
+    from sklearn.metrics import roc_auc_score
+
+    params = {"preset": "fast", "delegate": False}
+    cmd = [sys.executable, os.path.abspath(__file__), "--pipeline-worker", ds.name,
+           json.dumps(params)]
+    print("running find_label_issues (fast) ...", flush=True)
+    started = time.time()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                          env=os.environ.copy())
+    lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise SystemExit("find_label_issues failed after %.0f s:\n%s"
+                         % (time.time() - started, "\n".join(tail)))
+    got = json.loads(lines[-1][7:])
+    ds.reload()
+    rows = []
+    for step in got["steps"]:
+        field = STEP_FIELDS.get(step["step"])
+        rows.append(dict(
+            step=step["step"].replace("compute_", ""), seconds=step["wall_s"],
+            read_s=step["read_s"], compute_s=step["compute_s"], write_s=step["write_s"],
+            peak_rss_gib=step["peak_rss_gib"],
+            written=ds.exists(field).count() if field else None,
+            search=step.get("search"),
+        ))
+    truth = np.array(ds.values("is_noisy"), bool)
+    score = np.array(ds.values(got["score_field"] or "noise_score"), float)
+    summary = dict(
+        seconds=round(got["seconds"], 1), peak_rss_gib=round(got["peak_rss_gib"], 2),
+        auroc=round(float(roc_auc_score(truth, score)), 4),
+        noise_rate=got["noise_rate"], noise_rate_basis=got["noise_rate_basis"],
+        true_rate=round(float(truth.mean()), 4), num_flagged=got["num_flagged"],
+        all_written=all(r["written"] in (None, n) for r in rows),
+    )
+    return rows, summary
+
+
 def detectors():
     import fiftyone.operators as foo
 
@@ -93,27 +173,24 @@ def main():
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per detector")
     parser.add_argument("--only", default="", help="comma-separated detector names")
+    parser.add_argument("--detectors", action="store_true",
+                        help="each detector alone instead of find_label_issues")
     parser.add_argument("--worker", nargs=3, metavar=("DATASET", "OPERATOR", "PARAMS"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--pipeline-worker", nargs=2, metavar=("DATASET", "PARAMS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker[0], args.worker[1], json.loads(args.worker[2]))
         return
+    if args.pipeline_worker:
+        pipeline_worker(args.pipeline_worker[0], json.loads(args.pipeline_worker[1]))
+        return
     n = 20_000 if args.quick else args.n
+    if not args.detectors:
+        return main_pipeline(n, args)
 
-    mongo = common.private_database()
-    import fiftyone as fo
-    from synthetic import insert_blob_samples
-
-    ds = fo.Dataset("scale-%d" % n, persistent=True, overwrite=True)
-    print("inserting %d samples x %d-d, %d classes..." % (n, args.dim, args.classes), flush=True)
-    with common.Timer() as t_insert:
-        insert_blob_samples(
-            ds, n, dim=args.dim, num_classes=args.classes, noise_rate=0.1, seed=0,
-            batch_size=10000,
-            progress=lambda done, total: (done % 100000 == 0 or done == total)
-            and print("  %d/%d" % (done, total), flush=True),
-        )
+    mongo, ds, t_insert = insert_samples("scale-%d" % n, n, args)
     num_verified = common.mark_blob_verified(ds)
     print("inserted in %.1f s; %d verified samples" % (t_insert.seconds, num_verified), flush=True)
 
@@ -168,6 +245,48 @@ def main():
     print(common.markdown_table(
         rows, ["detector", "n", "status", "seconds", "peak_rss_gib", "rss_ok", "auroc",
                "load_1min", "note"]))
+    print("\nwrote", path)
+    mongo.stop()
+
+
+def insert_samples(name, n, args, **shape):
+    """A private mongod and a dataset of ``n`` synthetic samples:
+    ``(mongo, dataset, insert timer)``; ``shape``: :func:`insert_blob_samples`
+    options (``latent``, ``spread``)."""
+    mongo = common.private_database()
+    import fiftyone as fo
+    from synthetic import insert_blob_samples
+
+    ds = fo.Dataset(name, persistent=True, overwrite=True)
+    print("inserting %d samples x %d-d, %d classes %s..." % (n, args.dim, args.classes, shape or ""),
+          flush=True)
+    with common.Timer() as t_insert:
+        insert_blob_samples(
+            ds, n, dim=args.dim, num_classes=args.classes, noise_rate=0.1, seed=0,
+            batch_size=10000, **shape,
+            progress=lambda done, total: (done % 100000 == 0 or done == total)
+            and print("  %d/%d" % (done, total), flush=True),
+        )
+    return mongo, ds, t_insert
+
+
+def main_pipeline(n, args):
+    mongo, ds, t_insert = insert_samples("scale-pipeline-%d" % n, n, args, latent=16, spread=0.2)
+    print("inserted in %.1f s" % t_insert.seconds, flush=True)
+    rows, summary = run_pipeline(ds, n, args)
+    ds.delete()
+    payload = {
+        "n": n, "dim": args.dim, "classes": args.classes, "latent_dim": 16,
+        "insert_seconds": round(t_insert.seconds, 1), "rss_limit_gib": LIMIT_GIB,
+        "target_seconds": 1800, "summary": summary, "rows": rows,
+    }
+    path = common.save("scale_pipeline_quick" if args.quick else "scale_pipeline", payload)
+    print()
+    print("find_label_issues (fast) on %d samples x %d-d: %.0f s, peak RSS %.2f GiB"
+          % (n, args.dim, summary["seconds"], summary["peak_rss_gib"]))
+    print(common.markdown_table(rows, ["step", "seconds", "read_s", "compute_s", "write_s",
+                                       "peak_rss_gib", "written"]))
+    print(summary)
     print("\nwrote", path)
     mongo.stop()
 

@@ -198,9 +198,12 @@ def _device(device):
 
 
 def _standardise(train, test):
-    mean = train.mean(axis=0)
-    std = train.std(axis=0) + 1e-6
-    return (train - mean) / std, (test - mean) / std
+    """Both halves standardised by the training half's moments, in place:
+    they are the fresh copies :func:`_take` made."""
+    from .linear import column_moments, standardise
+
+    mean, std = column_moments(train)
+    return standardise(train, mean, std, in_place=True), standardise(test, mean, std, in_place=True)
 
 
 def _fit_predict_logreg(x_train, y_train, x_test, num_classes, seed=0, device=None,
@@ -356,7 +359,9 @@ def _replace_head(net, num_classes):
 def fit_predict_probabilities(classifier, train, y_train, test, num_classes, **options):
     """Trains one of :data:`CLASSIFIERS` on ``train`` and returns the class
     probabilities (float32, (len(test), num_classes)) of ``test``; shared
-    with :mod:`methods.out_of_sample`."""
+    with :mod:`methods.out_of_sample`. Embedding arrays ``train`` and
+    ``test`` are standardised in place (1M rows: 1 GB less memory): pass
+    row selections (``x[rows]`` copies), not arrays you keep."""
     return _CLASSIFIER_FUNCS[classifier](train, y_train, test, num_classes, **options)
 
 

@@ -30,6 +30,8 @@ def knn_disagreement(embeddings, labels, k=10, batch_size=65536, exact=None):
           neighbours (a label suggestion)
         - ``neighbour_agreement``: float array (n,), the fraction of
           neighbours voting for ``neighbour_label``
+        - ``search``: how the neighbours were found (exact or IVF, and for
+          IVF the cells probed and the measured recall@k)
     """
     from .neighbours import cosine_neighbours
 
@@ -39,18 +41,26 @@ def knn_disagreement(embeddings, labels, k=10, batch_size=65536, exact=None):
         raise ValueError("kNN disagreement needs at least 2 samples, got %d" % n)
     if k < 1:
         raise ValueError("k must be >= 1")
-    neighbours = cosine_neighbours(embeddings, k, batch_size, exact=exact)
+    search = {}
+    neighbours = cosine_neighbours(embeddings, k, batch_size, exact=exact, info=search)
     k = neighbours.shape[1]
 
     neighbour_labels = labels[neighbours]
     score = (neighbour_labels != labels[:, None]).mean(axis=1)
     num_classes = int(labels.max()) + 1
-    votes = np.zeros((n, num_classes), dtype=np.int32)
-    np.add.at(votes, (np.repeat(np.arange(n), k), neighbour_labels.ravel()), 1)
-    majority = votes.argmax(axis=1)
+    majority = np.empty(n, dtype=np.int64)
+    top = np.empty(n, dtype=np.int64)
+    chunk = max(1, 10_000_000 // num_classes)  # rows whose vote table is counted at once
+    for start in range(0, n, chunk):
+        rows = neighbour_labels[start:start + chunk]
+        cells = (np.arange(len(rows))[:, None] * num_classes + rows).ravel()
+        votes = np.bincount(cells, minlength=len(rows) * num_classes).reshape(len(rows), num_classes)
+        majority[start:start + chunk] = votes.argmax(axis=1)
+        top[start:start + chunk] = votes.max(axis=1)
     return {
         "score": score.astype(np.float32),
         "neighbour_label": majority,
-        "neighbour_agreement": (votes.max(axis=1) / k).astype(np.float32),
+        "neighbour_agreement": (top / k).astype(np.float32),
+        "search": search,
     }
 

@@ -80,7 +80,7 @@ def mine_neighbors(features, k=20, batch_size=16384, exact=None):
         k (20): neighbours per sample (paper default 20; clipped to n - 1)
         batch_size (16384): query rows per faiss search
         exact (None): see :func:`methods.neighbours.cosine_neighbours` (exact
-            search up to 200,000 rows, an IVF index above)
+            search up to 100,000 rows, an IVF index above)
 
     Returns:
         int64 array (n, k) of row indices, nearest first

@@ -2,14 +2,14 @@
 
 Every compute operator goes through :func:`load_inputs` (labels and
 embeddings of the target view as arrays, validated before anything is
-written) and :func:`write_sample_fields` (staged in bulk, then moved into
+written) and :func:`write_sample_fields` (staged in bulk, then merged into
 place at once, keyed by sample id, so samples outside the target view are
-never touched and a killed run leaves no half-written field).
+never touched and a killed run leaves no half-written field); both live in
+:mod:`operators.bulk`.
 """
 
 import contextlib
 import contextvars
-import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,6 +20,16 @@ import fiftyone.core.fields as fof
 
 from . import brain_index
 from . import objects as lno
+from .bulk import (  # noqa: F401  (the bulk I/O is part of this module's API)
+    READ_BATCH,
+    STAGING_SUFFIX,
+    WRITE_BATCH,
+    ClassificationColumn,
+    io_timed,
+    io_timing,
+    read_columns_uncached,
+    write_sample_fields,
+)
 
 
 class InputError(ValueError):
@@ -148,6 +158,7 @@ def vector_fields(view):
     return sorted(names)
 
 
+@io_timed("read")
 def load_inputs(
     view,
     label_field="ground_truth",
@@ -248,10 +259,6 @@ def _check_embeddings_field(view, embeddings_field):
     )
 
 
-#: samples per database read; bounds the Python objects alive at once
-READ_BATCH = 50_000
-
-
 _SHARED_READS = contextvars.ContextVar("label_noise_shared_reads", default=None)
 
 
@@ -283,7 +290,11 @@ def _shared_key(view, paths, embeddings_field, keep_row, batch_size):
     if keep_row is not None:  # same code and closed-over values = same filter
         cells = tuple(repr(c.cell_contents) for c in (keep_row.__closure__ or ()))
         row_filter = (keep_row.__code__, cells)
-    stages = json.dumps(view._serialize(), sort_keys=True, default=str) if hasattr(view, "_serialize") else ""
+    # a view's stages; a dataset's own _serialize() is its document, whose
+    # schema changes as each step writes its outputs (the read would miss)
+    stages = ""
+    if isinstance(view, fo.core.view.DatasetView):
+        stages = json.dumps(view._serialize(), sort_keys=True, default=str)
     return (
         view._root_dataset._doc.id, stages, tuple(paths), embeddings_field,
         row_filter, batch_size,
@@ -304,113 +315,6 @@ def read_columns(view, paths, embeddings_field=None, keep_row=None, batch_size=N
     return columns, (None if embeddings is None else embeddings.copy())
 
 
-def read_columns_uncached(view, paths, embeddings_field=None, keep_row=None, batch_size=None):
-    """Reads ``paths`` (and embeddings) of ``view`` in batches of samples.
-
-    Embeddings are validated and copied into one float32 matrix batch by
-    batch, so at most one batch of per-sample vectors exists as Python
-    objects (1M x 256-d: the 1 GB matrix plus ~60 MB, instead of several GB).
-
-    Args:
-        view: the target view
-        paths: field paths read with ``view.values()``, e.g. ``["id"]``
-        embeddings_field (None): vector field to stack, or None
-        keep_row (None): ``callable(row_dict) -> bool``; rows it rejects are
-            dropped (their embeddings are not needed)
-        batch_size (None): samples per read (default :data:`READ_BATCH`)
-
-    Returns:
-        ``(columns, embeddings)``: ``columns`` maps each path to the list of
-        kept values, plus ``"_num_read"``: the number of samples read;
-        ``embeddings`` is float32 (n_kept, d) or None
-
-    Raises:
-        InputError: kept samples without embedding, with NaN/inf, or with
-            vectors of different lengths (after reading every batch, so the
-            message counts all of them)
-    """
-    batch_size = batch_size or READ_BATCH
-    columns = {p: [] for p in paths}
-    matrix, filled = None, 0  # embeddings of the kept rows, preallocated
-    missing, bad = [], []
-    dims = Counter()
-    odd = None  # (sample id, size) of the first vector of an unexpected size
-    num_read = 0
-    capacity = len(view)  # a hint only: stale after an unclean mongod shutdown
-    for start in itertools.count(0, batch_size):
-        read = view.skip(start).limit(batch_size).values(
-            paths + ([embeddings_field] if embeddings_field else [])
-        )
-        num_read += len(read[0])
-        rows = range(len(read[0]))
-        if keep_row is not None:
-            rows = [i for i in rows if keep_row({p: read[j][i] for j, p in enumerate(paths)})]
-        for j, p in enumerate(paths):
-            columns[p].extend(read[j][i] for i in rows)
-        last_batch = len(read[0]) < batch_size
-        if embeddings_field is not None:
-            ids = [read[0][i] for i in rows]
-            vectors = [_vector(read[-1][i]) for i in rows]
-            del read
-            for sid, v in zip(ids, vectors):
-                if v is None:
-                    missing.append(sid)
-                    continue
-                size = np.asarray(v).size
-                if dims and size not in dims and odd is None:
-                    odd = (sid, size)
-                dims[size] += 1
-            if vectors and not missing and len(dims) == 1:  # else an error is raised below
-                block = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in vectors])
-                finite = np.isfinite(block).all(axis=1)
-                bad.extend(sid for sid, ok in zip(ids, finite) if not ok)
-                if matrix is None or filled + len(block) > len(matrix):
-                    grown = np.empty((max(capacity, 2 * filled, filled + len(block)), block.shape[1]), np.float32)
-                    if matrix is not None:
-                        grown[:filled] = matrix[:filled]
-                    matrix = grown
-                matrix[filled:filled + len(block)] = block
-                filled += len(block)
-        if last_batch:
-            break
-    kept_ids = columns[paths[0]]
-    if len(set(kept_ids)) != len(kept_ids):
-        raise InputError(
-            "The target view changed while it was being read (a sample was "
-            "read twice). Run again when no other process is adding or "
-            "deleting samples"
-        )
-    columns["_num_read"] = num_read
-    if embeddings_field is None:
-        return columns, None
-    if missing:
-        raise InputError(
-            "%d labeled samples have no embedding in '%s' (e.g. sample %s). "
-            "Compute embeddings for the whole target view first, or exclude "
-            "those samples: view.exists('%s')"
-            % (len(missing), embeddings_field, missing[0], embeddings_field)
-        )
-    if len(dims) > 1:
-        (common, _), = dims.most_common(1)
-        if odd is None or odd[1] == common:  # the first vectors were the odd ones
-            sid = columns[paths[0]][0]
-            odd = (sid, next(d for d in dims if d != common))
-        raise InputError(
-            "Embeddings in '%s' have different lengths %s (e.g. sample %s "
-            "has %d, most have %d). Recompute them with one model"
-            % (embeddings_field, sorted(dims), odd[0], odd[1], common)
-        )
-    if bad:
-        raise InputError(
-            "%d embeddings in '%s' contain NaN or inf (e.g. sample %s). "
-            "Recompute them or exclude those samples"
-            % (len(bad), embeddings_field, bad[0])
-        )
-    if matrix is None:
-        return columns, None
-    return columns, matrix[:filled]
-
-
 def _check_classes(labels, classes, label_field, min_classes, min_per_class):
     if len(classes) < min_classes:
         raise InputError(
@@ -429,132 +333,7 @@ def _check_classes(labels, classes, label_field, min_classes, min_per_class):
         )
 
 
-#: samples per ``set_values`` call when writing results
-WRITE_BATCH = 100_000
-
-
-class ClassificationColumn:
-    """One ``fo.Classification`` per sample, built only when sliced.
-
-    :func:`write_sample_fields` slices it batch by batch, so 1M suggestions
-    never exist as 1M label objects at once (~1.2 GB). Rows whose class index
-    is negative are None (no suggestion).
-
-    Args:
-        classes: class names
-        index: int array (n,) of class indices (-1: None)
-        confidence: float array (n,)
-    """
-
-    def __init__(self, classes, index, confidence):
-        self.classes = list(classes)
-        self.index = np.asarray(index)
-        self.confidence = np.asarray(confidence, dtype=float)
-
-    def __len__(self):
-        return len(self.index)
-
-    def __getitem__(self, rows):
-        if isinstance(rows, slice):
-            return [self[i] for i in range(*rows.indices(len(self)))]
-        c = int(self.index[rows])
-        if c < 0:
-            return None
-        return fo.Classification(label=self.classes[c], confidence=float(self.confidence[rows]))
-
-
-#: suffix of the fields that hold a write's values until they are moved in place
-STAGING_SUFFIX = "_ln_staging"
-
-
-def write_sample_fields(dataset, ids, values_by_field):
-    """Writes one value per sample id for each field, in bulk, all or nothing.
-
-    The values are first written, in batches, to staging fields
-    (``<field>_ln_staging``). Then one server-side update moves every staged
-    value into its field (per sample atomically, all fields at once) and a
-    new field is renamed into place. A process killed while staging leaves
-    the fields exactly as they were (the next write discards the stale
-    staging fields); once the move is sent, mongod completes it even if the
-    client dies.
-
-    Args:
-        dataset: the root :class:`fiftyone.core.dataset.Dataset`
-        ids: sample ids, aligned with each value list
-        values_by_field: dict top-level field name -> list/array/sliceable of
-            values (None sets null)
-
-    Raises:
-        InputError: an existing field holds another type of value than the
-            one written (nothing is changed then)
-    """
-    ids = [str(i) for i in ids]
-    if not ids or not values_by_field:
-        return
-    staged = {name: name + STAGING_SUFFIX for name in values_by_field}
-    _drop_fields(dataset, staged.values())  # left over by a killed write
-    for field_name, values in values_by_field.items():
-        if not hasattr(values, "__getitem__"):
-            values = list(values)
-        for start in range(0, len(ids), WRITE_BATCH):  # bounds the update ops alive at once
-            chunk = _to_python(values[start:start + WRITE_BATCH])
-            dataset.set_values(
-                staged[field_name],
-                dict(zip(ids[start:start + WRITE_BATCH], chunk)),
-                key_field="id",
-                validate=False,
-            )
-    existing = [f for f in values_by_field if dataset.has_sample_field(f)]
-    for field_name in existing:
-        old, new = dataset.get_field(field_name), dataset.get_field(staged[field_name])
-        if new is not None and _field_kind(old) != _field_kind(new):
-            _drop_fields(dataset, staged.values())
-            raise InputError(
-                "Field '%s' already holds %s values; this run writes %s. Pass "
-                "another output field or delete '%s' first"
-                % (field_name, _field_kind(old), _field_kind(new), field_name)
-            )
-    if existing:
-        moves = {f: {"$ifNull": ["$" + staged[f], None]} for f in existing}
-        moves["last_modified_at"] = "$$NOW"
-        dataset._sample_collection.update_many(
-            {staged[existing[0]]: {"$exists": True}},
-            [{"$set": moves}, {"$unset": [staged[f] for f in existing]}],
-        )
-        _drop_fields(dataset, [staged[f] for f in existing])
-    for field_name in values_by_field:
-        # (a new field whose values are all None was never declared)
-        if field_name not in existing and dataset.has_sample_field(staged[field_name]):
-            dataset.rename_sample_field(staged[field_name], field_name)
-    dataset.reload()
-
-
-def _field_kind(field):
-    doc_type = getattr(field, "document_type", None)
-    name = type(field).__name__
-    if name in ("IntField", "FloatField"):
-        name = "numeric"
-    return "%s(%s)" % (name, doc_type.__name__) if doc_type else name
-
-
-def _drop_fields(dataset, names):
-    for name in names:
-        if dataset.has_sample_field(name):
-            dataset.delete_sample_field(name)
-
-
-def _to_python(values):
-    if isinstance(values, np.ndarray):
-        if values.dtype.kind == "f":
-            return [None if np.isnan(v) else float(v) for v in values]
-        if values.dtype.kind in "iu":
-            return [int(v) for v in values]
-        if values.dtype.kind == "b":
-            return [bool(v) for v in values]
-        return values.tolist()
-    return list(values)
-
-
+@io_timed("read")
 def load_unlabeled_inputs(
     view,
     label_field="",
@@ -659,6 +438,7 @@ def embeddings_path(view, label_field, embeddings_field):
     return output_path(view, label_field, embeddings_field)
 
 
+@io_timed("write")
 def write_outputs(view, label_field, ids, values_by_field):
     """Writes a run's outputs for the items ``ids`` of ``view``, in bulk, all
     or nothing: sample fields (:func:`write_sample_fields`) on sample views,
@@ -674,6 +454,7 @@ def write_outputs(view, label_field, ids, values_by_field):
     return list(values_by_field)
 
 
+@io_timed("read")
 def read_outputs(view, label_field, names, ids=None):
     """Reads outputs by name (e.g. ``"knn_disagreement"``,
     ``"knn_label.label"``, ``"tags"``) on samples or objects.
@@ -724,12 +505,3 @@ def tag_items(view, label_field, ids, tag, replace=True):
     ids = [str(i) for i in ids]
     if ids:
         view._root_dataset.select(ids).tag_samples(tag)
-
-
-def _vector(value):
-    """A stored vector; undeclared label attributes come back as bytes."""
-    if isinstance(value, bytes):
-        from fiftyone.core.utils import deserialize_numpy_array
-
-        return deserialize_numpy_array(value)
-    return value

@@ -48,6 +48,6 @@ class ComputeKnnDisagreement(DetectorOperator):
             ids=inputs.ids,
             fields=fields,
             flagged=flagged,
-            summary={"skipped": inputs.skipped},
-            info={"skipped": inputs.skipped, "classes": inputs.classes},
+            summary={"skipped": inputs.skipped, "search": found["search"]},
+            info={"skipped": inputs.skipped, "classes": inputs.classes, "search": found["search"]},
         )

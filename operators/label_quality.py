@@ -104,6 +104,7 @@ class ComputeLabelQuality(DetectorOperator):
             seed=params["seed"],
             device=resolve_device(params["device"]),
             progress=lambda f, m="": progress(0.05 + 0.85 * f, m),
+            overwrite_embeddings=True,  # this step's own copy, not used again
         )
         probs = found["probabilities"]
         cl = confident_learning(probs, inputs.y, class_names=inputs.classes)

@@ -208,7 +208,7 @@ def infer_field(values):
 
 
 def _to_mongo(field, values):
-    from .data import _to_python
+    from .bulk import to_python as _to_python
 
     if isinstance(field, (fof.EmbeddedDocumentField, fof.VectorField)):
         return [v if v is None or v is ABSENT else field.to_mongo(v) for v in values]
@@ -246,7 +246,8 @@ def write_label_fields(view, label_field, ids, values_by_field, batch_size=100_0
         InputError: an id is not an object of ``view``, or an existing
             attribute holds another type of value (nothing is changed then)
     """
-    from .data import InputError, _field_kind
+    from .bulk import field_kind as _field_kind
+    from .data import InputError
 
     dataset = view._root_dataset
     root = label_list_root(dataset, label_field)

@@ -15,8 +15,11 @@ defaults and the chain's label field, embeddings field, seed and run-key
 prefix, so each step keeps its own run record (re-running one detector later
 works as usual). Steps whose operator is not available are skipped with a
 note in the summary. The embeddings are read from the database once for the
-whole chain (:func:`operators.data.shared_inputs`); one progress bar covers
-the chain (``"3/5 Dupes: round 4/10"``). When the embeddings field is
+whole chain (:func:`operators.data.shared_inputs`) and the neighbour graph
+is searched once (:func:`methods.neighbours.shared_neighbours`); one progress
+bar covers the chain (``"3/5 Dupes: round 4/10"``). The result's ``steps``
+give each step's wall seconds split into ``read_s``, ``compute_s`` and
+``write_s``, and the process's peak memory (``peak_rss_gib``). When the embeddings field is
 missing and a ``model`` is given, ``compute_embeddings`` runs first.
 
 ``rescore=True`` re-fits from the verdicts given since (``label_verified``,
@@ -29,6 +32,9 @@ In the App the run is delegated by default above
 :data:`DELEGATE_ABOVE` samples; when it runs immediately the App then shows
 the flagged samples, highest score first.
 """
+
+import sys
+import time
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -235,15 +241,35 @@ def _tagged_verdicts(view, label_field):
     return view.match_tags(tags).count() > 0
 
 
+def peak_rss_gib():
+    """Peak resident memory of this process so far (GiB; None where the
+    platform does not report it)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 2)
+
+
 def run_chain(ctx, view, steps, progress):
     """Executes ``[(label, operator, params)]`` in order with one progress bar.
 
-    Returns ``[(name, summary)]``. Inside, every read of the same inputs is
-    served once (:func:`operators.data.shared_inputs`).
+    Returns ``[(name, summary)]``; each summary gets ``timing``: the step's
+    wall seconds split into reading inputs, writing outputs and the rest
+    (computing), and the process's peak memory by the end of the step.
+    Inside, every read of the same inputs is served once
+    (:func:`operators.data.shared_inputs`) and every neighbour search of the
+    same embeddings too (:func:`methods.neighbours.shared_neighbours`).
     """
+    from ..methods.neighbours import shared_neighbours
+    from ..methods.out_of_sample import K_GRID
+
     done = []
     total = len(steps)
-    with lnd.shared_inputs():
+    # one neighbour graph for the chain, deep enough for every step that
+    # searches (kNN k=10, label quality's votes up to 40, SCAN k=20)
+    with lnd.shared_inputs(), shared_neighbours(k=max(K_GRID)):
         for k, (name, operator, params) in enumerate(steps):
             label = STEP_LABELS.get(name, name)
 
@@ -255,7 +281,17 @@ def run_chain(ctx, view, steps, progress):
                 )
 
             report(0.0, "starting")
-            summary = operator.execute(StepContext(ctx, view, params, report))
+            started = time.perf_counter()
+            with lnd.io_timing() as spent:
+                summary = operator.execute(StepContext(ctx, view, params, report))
+            seconds = time.perf_counter() - started
+            summary = dict(summary or {}, timing=dict(
+                wall_s=round(seconds, 2),
+                read_s=round(spent["read"], 2),
+                write_s=round(spent["write"], 2),
+                compute_s=round(max(seconds - spent["read"] - spent["write"], 0.0), 2),
+                peak_rss_gib=peak_rss_gib(),
+            ))
             done.append((name, summary))
     return done
 
@@ -467,7 +503,9 @@ class FindLabelIssues(ActionOperator):
             consensus,
             noise_rate=rate,
             steps=[dict(step=n, run_key=s.get("run_key"), seconds=s.get("seconds"),
-                        num_flagged=s.get("num_flagged")) for n, s in done],
+                        num_flagged=s.get("num_flagged"), **s["timing"],
+                        **({"search": s["search"]} if s.get("search") else {}))
+                   for n, s in done],
             notes=notes,
             score_field=score,
             flag_field=flag,

@@ -169,22 +169,21 @@ def test_sigkill_mid_run_keeps_previous_results(big, tmp_path):
     _run(big, k=10, run_key="knn_disagreement")
 
 
-# Kills the child with SIGKILL when the write phase calls set_values for the
-# second time: the first output field is then fully written (staged), the
-# second not at all.
-KILL_ON_SECOND_WRITE = r"""
+# Kills the child with SIGKILL right after its write phase has staged every
+# new value in the side collection, before the server-side merge is sent.
+KILL_AFTER_STAGING = r"""
 import signal
-import fiftyone.core.collections as foc
-_set_values, _calls = foc.SampleCollection.set_values, []
+import pymongo.collection
+_insert_many = pymongo.collection.Collection.insert_many
 
-def _set_values_then_die(self, field_name, *args, **kwargs):
-    _calls.append(field_name)
-    print("WRITE", field_name, flush=True)
-    if len(_calls) == 2:
+def _insert_then_die(self, documents, *args, **kwargs):
+    result = _insert_many(self, documents, *args, **kwargs)
+    if self.name.endswith("_ln_staging"):
+        print("STAGED", self.name, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    return _set_values(self, field_name, *args, **kwargs)
+    return result
 
-foc.SampleCollection.set_values = _set_values_then_die
+pymongo.collection.Collection.insert_many = _insert_then_die
 """
 
 
@@ -193,16 +192,19 @@ def test_sigkill_during_the_write_leaves_no_half_written_field(big, tmp_path):
     before = state(big, "knn_disagreement", fields)
     schema_before = set(big.get_field_schema())
     proc = spawn(tmp_path, "killed-writing", big.name, {"k": 30, "run_key": "knn_disagreement"},
-                 pre=KILL_ON_SECOND_WRITE)
+                 pre=KILL_AFTER_STAGING)
     assert finish(proc) == -signal.SIGKILL, output(proc)
-    assert "WRITE knn_disagreement" in output(proc) and "WRITE knn_label" in output(proc), output(proc)
+    staging = big._sample_collection_name + "_ln_staging"
+    assert "STAGED " + staging in output(proc), output(proc)
 
-    # the first field's new values were staged, not written: both fields as before
+    # the new values were staged, not merged: both fields and the schema as before
     assert state(big, "knn_disagreement", fields) == before
-    staging = set(big.get_field_schema()) - schema_before
-    assert staging <= {"knn_disagreement_ln_staging"}, staging
-    # the next run discards the stale staging field and writes everything
+    assert set(big.get_field_schema()) == schema_before
+    database = big._sample_collection.database
+    assert database[staging].count_documents({}) == N  # left behind by the kill
+    # the next run discards the stale staging collection and writes everything
     _run(big, k=30, run_key="knn_disagreement")
+    assert staging not in database.list_collection_names()
     assert set(big.get_field_schema()) == schema_before
     expected = _expected_scores(big, 30)
     got = dict(zip(big.values("id"), big.values("knn_disagreement")))

@@ -38,9 +38,13 @@ def test_find_label_issues_chain_and_rescore(noisy):
     assert steps[-1] == "compute_noise_score"
     assert "compute_knn_disagreement" in steps and "compute_dupes" in steps
     assert "compute_corrected_labels" in steps
-    # every step keeps its own run record
+    # every step keeps its own run record and says where its time went
     for s in summary["steps"]:
         assert s["run_key"] in ds.list_runs()
+        parts = s["read_s"] + s["compute_s"] + s["write_s"]
+        assert min(s["read_s"], s["compute_s"], s["write_s"]) >= 0
+        assert abs(parts - s["wall_s"]) < 0.05 and s["write_s"] > 0, s
+        assert s["peak_rss_gib"] is None or s["peak_rss_gib"] > 0
     assert summary["num_flagged"] == ds.count_values("noise_flagged").get(True, 0)
     assert summary["num_flagged"] > 0
     assert summary["noise_rate"] is not None and 0 < summary["noise_rate"] < 1
@@ -113,11 +117,15 @@ def test_shared_inputs_reads_once(noisy, monkeypatch):
     with lnd.shared_inputs():
         a = lnd.load_inputs(noisy, "ground_truth", "embeddings")
         a.embeddings[:] = 0  # a step changing its copy...
+        # ...and writing its outputs (the dataset's schema changes)
+        lnd.write_sample_fields(noisy, a.ids, {"shared_read_probe": np.ones(len(a.ids))})
         b = lnd.load_inputs(noisy, "ground_truth", "embeddings")
-    assert len(calls) == 1
+        lnd.load_inputs(noisy.limit(50), "ground_truth", "embeddings")  # another view: read
+    noisy.delete_sample_field("shared_read_probe")
+    assert len(calls) == 2
     assert np.abs(b.embeddings).sum() > 0  # ...does not change the next one's
     lnd.load_inputs(noisy, "ground_truth", "embeddings")
-    assert len(calls) == 2  # no cache outside the scope
+    assert len(calls) == 3  # no cache outside the scope
 
 
 def test_verdicts_and_exact_undo(noisy):
