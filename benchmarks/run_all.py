@@ -10,7 +10,7 @@ database).
   ~75 min on 2 cores);
 - ``--scale`` (``make bench-scale``): the 1,000,000-sample job
   (``find_label_issues``, per step read/compute/write and peak RSS), the
-  neighbour-search choices and recall, the read/write paths (~60 min);
+  neighbour-search choices and recall, the read/write paths (~65 min);
 - ``--methods`` (``make bench-methods``): each method's own benchmark
   (ablations and parameter sweeps);
 - ``--all`` (``make bench-all``): all three.
