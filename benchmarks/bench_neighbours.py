@@ -69,28 +69,26 @@ def synthetic(n, latent, seed=0):
 
 
 def search_all(index, x, batch=16384):
+    """The K nearest of every row, itself excluded (as the detectors do)."""
+    from methods.neighbours import _without_self
+
     out = np.empty((len(x), K), np.int64)
     for s in range(0, len(x), batch):
-        found = index.search(x[s:s + batch], K + 1)[1]
-        is_self = found == np.arange(s, min(s + batch, len(x)))[:, None]
-        is_self[~is_self.any(axis=1), -1] = True
-        out[s:s + batch] = found[~is_self].reshape(-1, K)
+        rows = np.arange(s, min(s + batch, len(x)))
+        out[s:s + batch] = _without_self(index, x[rows], rows, K)
     return out
 
 
 def run_set(name, x, queries, rows, sweep):
     import faiss
-    from methods.neighbours import cosine_neighbours, recall_at_k
+    from methods.neighbours import _without_self, cosine_neighbours, recall_at_k
 
     n, d = x.shape
     q = np.sort(np.random.default_rng(0).choice(n, min(queries, n), replace=False))
     flat = faiss.IndexFlatIP(d)
     flat.add(x)
     with common.Timer() as t:
-        found = flat.search(x[q], K + 1)[1]
-    is_self = found == q[:, None]
-    is_self[~is_self.any(axis=1), -1] = True
-    truth = found[~is_self].reshape(-1, K)
+        truth = _without_self(flat, x[q], q, K)
     del flat
     base = dict(set=name, rows=n, queries=len(q))
     rows.append(dict(base, index="flat", params="exact", seconds=("~%.0f" % (t.seconds * n / len(q))) if len(q) < n else round(t.seconds, 1), recall=1.0))

@@ -190,7 +190,7 @@ def _without_self(index, queries, rows, k):
     """Top ``k`` of ``queries`` (rows ``rows`` of the index), self excluded."""
     _, found = index.search(queries, k + 1)
     short = np.flatnonzero((found < 0).any(axis=1))
-    if len(short):  # the probed cells held fewer than k + 1 rows: probe all
+    if len(short) and hasattr(index, "nlist"):  # IVF: the probed cells held < k + 1 rows: probe all
         index.nprobe, probe = index.nlist, index.nprobe
         found[short] = index.search(queries[short], k + 1)[1]
         index.nprobe = probe

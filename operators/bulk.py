@@ -341,7 +341,7 @@ def write_sample_fields(dataset, ids, values_by_field):
     """
     from bson import ObjectId
     from .data import InputError
-    from .objects import infer_field
+    from .objects import _declare, infer_field
 
     ids = [str(i) for i in ids]
     if not ids or not values_by_field:
@@ -376,7 +376,7 @@ def write_sample_fields(dataset, ids, values_by_field):
                 for sid, *cells in zip(ids[start:stop], *columns)
             ]
             side.insert_many(docs, ordered=False)
-        _declare_fields(dataset, {n: fields[n] for n in written})
+        _declare(dataset, "", {n: fields[n] for n in written})
         list(side.aggregate([{"$merge": {
             "into": dataset._sample_collection_name,
             "on": "_id",
@@ -386,18 +386,6 @@ def write_sample_fields(dataset, ids, values_by_field):
     finally:
         side.drop()
     dataset.reload()
-
-
-def _declare_fields(dataset, fields):
-    import fiftyone.core.fields as fof
-
-    for name, field in fields.items():
-        if field is None or dataset.has_sample_field(name):
-            continue
-        kwargs = {}
-        if isinstance(field, fof.EmbeddedDocumentField):
-            kwargs["embedded_doc_type"] = field.document_type
-        dataset.add_sample_field(name, type(field), **kwargs)
 
 
 def field_kind(field):

@@ -384,8 +384,11 @@ _UNSET_KEY = "_ln_unset"
 
 
 def _declare(dataset, prefix, fields):
+    """Declares each new field ``{name: field}`` at ``<prefix>.<name>``
+    (top-level when ``prefix`` is empty); fields of type None (all values
+    None) and existing ones are left alone."""
     for name, new in fields.items():
-        path = prefix + "." + name
+        path = prefix + "." + name if prefix else name
         if new is None or dataset.get_field(path) is not None:
             continue
         kwargs = {}
