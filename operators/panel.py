@@ -102,6 +102,14 @@ class LabelNoisePanel(foo.Panel):
     # ------------------------------------------------------------ events
 
     def on_load(self, ctx):
+        self._init(ctx, keep_threshold=ctx.panel.state.threshold is not None)
+
+    def on_change_dataset(self, ctx):
+        # new scores (a detector ran, a re-score): the consensus' own cut
+        ctx.panel.set_state("mode", "overview")
+        self._init(ctx, keep_threshold=False)
+
+    def _init(self, ctx, keep_threshold):
         state = ctx.panel.state
         if ctx.dataset is None:
             return
@@ -115,14 +123,9 @@ class LabelNoisePanel(foo.Panel):
                            ("audit_scope", "all"), ("heatmap_cells", "estimated")):
             if state.get(key) is None:
                 ctx.panel.set_state(key, value)
-        self._load_field(ctx, keep_threshold=state.threshold is not None)
+        self._load_field(ctx, keep_threshold=keep_threshold)
         if state.mode == "overview":
             self._show(ctx)
-
-    def on_change_dataset(self, ctx):
-        ctx.panel.set_state("threshold", None)
-        ctx.panel.set_state("mode", "overview")
-        self.on_load(ctx)
 
     def on_change_score_field(self, ctx):
         ctx.panel.set_state("score_field", ctx.params.get("value"))
@@ -146,7 +149,7 @@ class LabelNoisePanel(foo.Panel):
         self._show(ctx)
 
     on_change_tag = _setter("tag")
-    on_change_source = _setter("source_field", then="_load_flagged_charts")
+    on_change_source_field = _setter("source_field", then="_load_flagged_charts")
     on_change_review_source = _setter("review_source")
     on_change_audit_size = _setter("audit_size")
     on_change_audit_seed = _setter("audit_seed")
@@ -155,6 +158,7 @@ class LabelNoisePanel(foo.Panel):
     on_change_relabel_class = _setter("relabel_class")
 
     def show_flagged(self, ctx):
+        self._restore_threshold(ctx)
         self._show(ctx)
 
     def clear_view(self, ctx):
@@ -162,6 +166,7 @@ class LabelNoisePanel(foo.Panel):
 
     def tag_flagged(self, ctx):
         state = ctx.panel.state
+        self._restore_threshold(ctx)
         if not self._ready(ctx):
             return
         base, lf = self._base(ctx)
@@ -259,6 +264,7 @@ class LabelNoisePanel(foo.Panel):
 
     def start_review(self, ctx):
         state = ctx.panel.state
+        self._restore_threshold(ctx)
         base, lf = self._base(ctx)
         try:
             ids = review.queue_ids(
@@ -361,6 +367,13 @@ class LabelNoisePanel(foo.Panel):
             ctx.ops.open_sample(id=item_id)
 
     # ------------------------------------------------------------ helpers
+
+    def _restore_threshold(self, ctx):
+        """The consensus' own cut when the state the App sent has no
+        threshold: FiftyOne 1.10 can send one without it when events
+        overlap (a dataset reload while the slider reports its value)."""
+        if ctx.panel.state.threshold is None:
+            self._load_field(ctx, keep_threshold=False)
 
     def _flagged(self, ctx):
         state = ctx.panel.state

@@ -176,7 +176,7 @@ def _curation_rows(p, ctx, panel, base):
     fix_row = panel.h_stack("fix_row", align_y="center", gap=2)
     sources = suggestion_fields(base)
     if sources:
-        _dropdown(fix_row, "source_field", sources, "Suggestion", state.source_field, p.on_change_source)
+        _dropdown(fix_row, "source_field", sources, "Suggestion", state.source_field, p.on_change_source_field)
     fix_row.btn("apply_selected", label="Apply suggestion to selected",
                 on_click=p.apply_to_selected, variant="contained")
     fix_row.btn("undo_selected", label="Undo (selected, or all)", on_click=p.undo_selected)

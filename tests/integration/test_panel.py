@@ -7,6 +7,7 @@ FiftyOne's execution context (state, data, ops recorded); the real App is
 driven in tests/browser/test_app.py.
 """
 
+import re
 import sys
 
 import numpy as np
@@ -66,7 +67,23 @@ class Ctx:
         shown = self.ops.last("set_view")
         if shown is not None:  # the App then sends this view with the next event
             self.view = shown[1][0] if shown[1] else shown[2]["view"]
-        return panel.render(self)
+        rendered = panel.render(self)
+        _check_handlers(panel, rendered)
+        return rendered
+
+
+def _check_handlers(panel, rendered):
+    """Every event the layout names (``<panel uri>#<method>``, the function's
+    ``__name__``) is a method of the panel: the App calls it by that name,
+    and FiftyOne 1.10 crashes the panel on a name it does not find."""
+    import json
+
+    prefix = panel.uri + "#"
+    text = json.dumps(rendered.to_json())
+    names = set(re.findall(re.escape(prefix) + r"([A-Za-z0-9_]+)", text))
+    assert names, "the layout names no event"
+    missing = sorted(n for n in names if not callable(getattr(panel, n, None)))
+    assert not missing, "the layout names events the panel lacks: %s" % missing
 
 
 def _panel():
@@ -122,7 +139,9 @@ def test_overview_charts_by_aggregation(scored):
     bars = ctx.panel.data["class_rates"][0]
     assert bars["x"] == classes
     assert bars["y"] == pytest.approx([100 * est["per_class"][c] for c in classes])
-    rendered = _props(p.render(ctx))
+    out = p.render(ctx)
+    _check_handlers(p, out)
+    rendered = _props(out)
     assert {"histogram", "heatmap", "class_rates", "threshold", "review_row", "audit_row"} <= set(rendered)
 
 
