@@ -23,11 +23,14 @@ isotropic blob per class no index beats scanning the class;
 
 ``--detectors`` runs each embedding-based detector alone through its
 operator in its own process (peak RSS = that process's), on one isotropic
-blob per class, 100 samples per class marked verified for the detectors that
-need them, a detector that exceeds ``--timeout`` is stopped and reported.
+blob per class (``--subspaces``: on the pipeline's data), 100 samples per
+class marked verified for the detectors that need them, a detector that
+exceeds ``--timeout`` is stopped and reported. ``--only`` re-runs some
+detectors and keeps the other rows; each row says when it was measured.
 
 Writes ``benchmarks/results/scale_pipeline.json`` (``scale.json`` with
-``--detectors``; ``_quick`` with ``--quick``) and prints a markdown table.
+``--detectors``, ``scale_subspaces.json`` with ``--subspaces``; ``_quick``
+with ``--quick``) and prints a markdown table.
 Not part of the test suite (``make bench-scale``).
 """
 
@@ -173,6 +176,9 @@ def main():
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per detector")
     parser.add_argument("--only", default="", help="comma-separated detector names")
+    parser.add_argument("--subspaces", action="store_true",
+                        help="--detectors on the pipeline's data (16-d class subspaces) "
+                             "instead of isotropic blobs")
     parser.add_argument("--detectors", action="store_true",
                         help="each detector alone instead of find_label_issues")
     parser.add_argument("--worker", nargs=3, metavar=("DATASET", "OPERATOR", "PARAMS"),
@@ -190,7 +196,8 @@ def main():
     if not args.detectors:
         return main_pipeline(n, args)
 
-    mongo, ds, t_insert = insert_samples("scale-%d" % n, n, args)
+    shape = dict(latent=16, spread=0.2) if args.subspaces else {}
+    mongo, ds, t_insert = insert_samples("scale-%d" % n, n, args, **shape)
     num_verified = common.mark_blob_verified(ds)
     print("inserted in %.1f s; %d verified samples" % (t_insert.seconds, num_verified), flush=True)
 
@@ -204,7 +211,8 @@ def main():
                json.dumps(params)]
         print("running %s ..." % name, flush=True)
         started = time.time()
-        row = {"detector": name, "n": n, "load_1min": round(os.getloadavg()[0], 1)}
+        row = {"detector": name, "n": n, "load_1min": round(os.getloadavg()[0], 1),
+               "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                   env=os.environ.copy())
@@ -227,14 +235,17 @@ def main():
         rows.append(row)
 
     ds.delete()
-    name = "scale_quick" if args.quick else "scale"
+    name = ("scale_subspaces" if args.subspaces else "scale") + ("_quick" if args.quick else "")
     previous = os.path.join(common.RESULTS, name + ".json")
     if args.only and os.path.exists(previous):  # keep the other detectors' rows
-        old = json.load(open(previous)).get("rows", [])
+        before = json.load(open(previous))
         done = {r["detector"] for r in rows}
-        rows = [r for r in old if r["detector"] not in done and r.get("n") == n] + rows
+        kept = [r for r in before.get("rows", []) if r["detector"] not in done and r.get("n") == n]
+        for r in kept:
+            r.setdefault("measured", (before.get("machine") or {}).get("date", ""))
+        rows = kept + rows
     payload = {
-        "n": n, "dim": args.dim, "classes": args.classes,
+        "n": n, "dim": args.dim, "classes": args.classes, "data": shape or "isotropic",
         "insert_seconds": round(t_insert.seconds, 1),
         "rss_limit_gib": LIMIT_GIB, "timeout_seconds": args.timeout,
         "rows": rows,
@@ -244,7 +255,7 @@ def main():
     print("Scale: %d samples x %d-d, %d classes (insert %.0f s)" % (n, args.dim, args.classes, t_insert.seconds))
     print(common.markdown_table(
         rows, ["detector", "n", "status", "seconds", "peak_rss_gib", "rss_ok", "auroc",
-               "load_1min", "note"]))
+               "load_1min", "measured", "note"]))
     print("\nwrote", path)
     mongo.stop()
 

@@ -103,18 +103,22 @@ def write_report():
         plot = _scaling_plot(scaling)
         if plot:
             lines += ["![scaling](%s)" % plot, ""]
-    scale = _load("scale")
-    if scale:
-        lines += ["## Scale: %s samples x %d-d, %d classes, each detector alone (`bench_scale.py --detectors`)" %
-                  ("{:,}".format(scale["n"]), scale["dim"], scale["classes"]), "",
-                  "Synthetic Gaussian blobs (10%% flipped labels) inserted into the database "
+    for name, flag, data in (("scale", "--detectors", "one isotropic Gaussian blob per class"),
+                             ("scale_subspaces", "--detectors --subspaces",
+                              "Gaussian classes on 16-d subspaces, the pipeline's data")):
+        scale = _load(name)
+        if not scale:
+            continue
+        lines += ["## Scale: %s samples x %d-d, %d classes, each detector alone (`bench_scale.py %s`)" %
+                  ("{:,}".format(scale["n"]), scale["dim"], scale["classes"], flag), "",
+                  "Synthetic data (%s, 10%% flipped labels) inserted into the database "
                   "in %.0f s; each detector runs through its operator with its defaults in its "
-                  "own process (peak RSS = that process's maximum resident set), limit %.0f GiB, "
-                  "run %s." % (scale["insert_seconds"], scale["rss_limit_gib"],
-                               scale["machine"]["date"]), "",
+                  "own process (peak RSS = that process's maximum resident set), limit %.0f GiB; "
+                  "`measured`: when each row was run (`--only` re-runs some rows)."
+                  % (data, scale["insert_seconds"], scale["rss_limit_gib"]), "",
                   common.markdown_table(scale["rows"], ["detector", "status", "seconds", "peak_rss_gib",
                                                         "rss_ok", "all_written", "auroc", "load_1min",
-                                                        "note"]), ""]
+                                                        "measured", "note"]), ""]
     pipeline = _load("scale_pipeline")
     if pipeline:
         lines += _pipeline_section(pipeline)

@@ -208,6 +208,7 @@ def scan(
     patience=3,
     min_growth=0.002,
     min_steps=200,
+    max_steps=5000,
     neighbors=None,
     seed=51,
     device=None,
@@ -247,6 +248,14 @@ def scan(
             confident set are kept
         min_steps (200): small datasets get more epochs so that the
             clustering step makes at least this many optimizer steps
+        max_steps (5000): large datasets get fewer passes: the clustering
+            step makes at most this many optimizer steps (the last pass may
+            be partial) and each self-labeling epoch at most
+            ``max_steps / self_label_epochs``. With the defaults only sets
+            above 128,000 samples are affected (10 epochs of 256 = 5,000
+            steps); a small head on frozen features converges in far fewer
+            steps than the paper's 100 epochs of a whole backbone
+            (``docs/scan.md``: CIFAR-10N quality by step budget)
         neighbors (None): precomputed (n, k) neighbour indices
         seed (51): all randomness (init, batches, augmentation)
         device (None): torch device; default CUDA when available
@@ -263,7 +272,8 @@ def scan(
           entropy on the whole set)
         - ``confident_counts``: confident-set size before each
           self-labeling epoch and after the last one
-        - ``clustering_epochs_run``, ``self_label_epochs_run``,
+        - ``clustering_epochs_run`` (passes, the last maybe partial),
+          ``clustering_steps_run``, ``self_label_epochs_run``,
           ``neighbors`` (n, k)
     """
     import torch
@@ -307,11 +317,13 @@ def scan(
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         steps = max(n // batch_size, 1)
         epochs = max(int(epochs), -(-int(min_steps) // steps))
+        total_steps = min(epochs * steps, max(int(max_steps), int(min_steps)))
+        epochs = -(-total_steps // steps)
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(n, generator=gen).to(device)
             pick = torch.randint(0, nbrs.shape[1], (n,), generator=gen).to(device)
-            for s in range(steps):
+            for s in range(min(steps, total_steps - epoch * steps)):
                 rows = order[s * batch_size:(s + 1) * batch_size]
                 partners = nbrs[rows, pick[rows]]
                 both = torch.cat([feats[rows], feats[partners]])
@@ -332,11 +344,15 @@ def scan(
         # ---- pick the head with the lowest loss over the whole set
         probs_all = _predict(model, feats, batch_size=4096)  # list per head
         head_losses = []
+        nbrs_cpu = torch.from_numpy(neighbors)
         for p in probs_all:
             p_t = torch.from_numpy(p)
-            nb_p = p_t[torch.from_numpy(neighbors)]  # (n, k, c)
-            sim = (p_t[:, None, :] * nb_p).sum(-1).clamp_min(_EPS)
-            consistency = float(-torch.log(sim).mean())
+            log_sim = 0.0  # by row chunks: (n, k, c) at once is 0.8 GB per head at 1M
+            for start in range(0, n, 65536):
+                nb_p = p_t[nbrs_cpu[start:start + 65536]]  # (rows, k, c)
+                sim = (p_t[start:start + 65536, None, :] * nb_p).sum(-1).clamp_min(_EPS)
+                log_sim += float(torch.log(sim).double().sum())
+            consistency = -log_sim / neighbors.size
             mean_p = p_t.mean(0)
             entropy = float(-(mean_p * torch.log(mean_p.clamp_min(_EPS))).sum())
             head_losses.append(
@@ -348,6 +364,7 @@ def scan(
         result = {
             "best_head": best,
             "clustering_epochs_run": epochs,
+            "clustering_steps_run": total_steps,
             "head_losses": head_losses,
             "probs_before_self_label": before,
             "cluster_before_self_label": before.argmax(1).astype(np.int64),
@@ -368,9 +385,10 @@ def scan(
             # mode): re-estimating them on strongly augmented batches shifts
             # every prediction and shrinks the confident set
             model.eval()
+            round_steps = min(steps, max(int(max_steps) // int(self_label_epochs), 1))
             for epoch in range(int(self_label_epochs)):
                 order = torch.randperm(n, generator=gen).to(device)
-                for s in range(steps):
+                for s in range(round_steps):
                     rows = order[s * batch_size:(s + 1) * batch_size]
                     with torch.no_grad():
                         weak = torch.softmax(model(feats[rows])[0], dim=1)

@@ -47,6 +47,13 @@ class ComputeScanClusters(DetectorOperator):
             "Predictions above this probability are pseudo-labels",
         ),
         Param("self_label_epochs", 10, "Self-labeling epochs", "Maximum epochs (stops when the confident set stops growing)"),
+        Param(
+            "max_steps",
+            5000,
+            "Max steps",
+            "Optimizer steps of the clustering step at most (and of the whole "
+            "self-labeling): sets above 128,000 samples make fewer passes",
+        ),
         Param("hidden_dim", 128, "Projection width", "Trainable projection under the heads (0 = linear heads)"),
         Param(
             "confidence_field",
@@ -184,6 +191,7 @@ class ComputeScanClusters(DetectorOperator):
             self_label=params["self_label"],
             confidence_threshold=params["confidence_threshold"],
             self_label_epochs=params["self_label_epochs"],
+            max_steps=params["max_steps"],
             hidden_dim=params["hidden_dim"],
             seed=params["seed"],
             device=resolve_device(params["device"]),
@@ -204,6 +212,7 @@ class ComputeScanClusters(DetectorOperator):
             "best_head": found["best_head"],
             "head_losses": found["head_losses"],
             "confident_counts": found["confident_counts"],
+            "clustering_steps_run": found["clustering_steps_run"],
             "self_label_epochs_run": found["self_label_epochs_run"],
         }
         summary = {"num_clusters": num_clusters, "labeled": int(labeled.sum())}

@@ -155,6 +155,23 @@ def test_scan_clusters_blobs_with_high_acc_and_is_deterministic():
     assert max(first["confident_counts"]) >= first["confident_counts"][0]
 
 
+def test_scan_max_steps_caps_passes_over_large_sets():
+    x, y, _ = blobs(num_classes=4, per_class=100, dim=16, noise_rate=0.0, seed=5, spread=0.5)
+    kwargs = dict(num_clusters=4, k=10, epochs=10, min_steps=0, self_label_epochs=4, batch_size=64,
+                  num_heads=2, seed=3)
+    steps_per_pass = len(y) // 64  # 6
+    full = scan(x, max_steps=10_000, **kwargs)
+    assert full["clustering_steps_run"] == 10 * steps_per_pass
+    assert full["clustering_epochs_run"] == 10
+    capped = scan(x, max_steps=15, **kwargs)  # 2.5 passes, then 3 steps per self-labeling epoch
+    assert capped["clustering_steps_run"] == 15 and capped["clustering_epochs_run"] == 3
+    assert cluster_metrics(y, capped["cluster"])["acc"] > 0.9
+    # a cap above the steps the epochs make changes nothing, bit for bit
+    same = scan(x, max_steps=10 * steps_per_pass, **kwargs)
+    assert np.array_equal(same["probs"], full["probs"])
+    assert not np.array_equal(capped["probs"], full["probs"])
+
+
 def test_simclr_features_handful_of_images(tmp_path):
     from PIL import Image
 
