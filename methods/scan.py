@@ -252,8 +252,8 @@ def scan(
             step makes at most this many optimizer steps (the last pass may
             be partial) and each self-labeling epoch at most
             ``max_steps / self_label_epochs``. With the defaults only sets
-            above 128,000 samples are affected (10 epochs of 256 = 5,000
-            steps); a small head on frozen features converges in far fewer
+            above 128,000 samples are affected (128,000 / 256 = 500 steps
+            a pass, x 10 epochs = 5,000); a small head on frozen features converges in far fewer
             steps than the paper's 100 epochs of a whole backbone
             (``docs/scan.md``: CIFAR-10N quality by step budget)
         neighbors (None): precomputed (n, k) neighbour indices
