@@ -25,7 +25,6 @@ Writes ``benchmarks/results/io.json`` and prints a markdown table.
 
 import argparse
 import os
-import resource
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,10 +32,6 @@ sys.path.insert(0, HERE)
 
 import common  # noqa: E402
 import numpy as np  # noqa: E402
-
-
-def rss_gib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def batched_values(view, field, batch=50_000):
@@ -104,7 +99,7 @@ def main():
             same = bool(np.allclose(matrix, reference, rtol=1e-6))
             rows.append(dict(op="read ids+labels+embeddings", storage=storage, path=name,
                              seconds=round(t.seconds, 1), same_values=same,
-                             peak_rss_gib=round(rss_gib(), 2)))
+                             peak_rss_gib=round(common.peak_rss_gib(), 2)))
             print(rows[-1], flush=True)
             del got, matrix
     del reference
@@ -121,7 +116,7 @@ def main():
         ds.set_values("w_label", dict(zip(ids, column[0:n])), key_field="id", validate=False)
     rows.append(dict(op="write 3 fields", storage="float, bool, Classification",
                      path="set_values", seconds=round(t.seconds, 1), same_values=True,
-                     peak_rss_gib=round(rss_gib(), 2)))
+                     peak_rss_gib=round(common.peak_rss_gib(), 2)))
     print(rows[-1], flush=True)
     with common.Timer() as t:
         bulk.write_sample_fields(ds, ids, {"b_score": score, "b_flag": score > 0.5, "b_label": column})
@@ -129,7 +124,7 @@ def main():
     b = ds.values(["b_score", "b_flag", "b_label.label", "b_label.confidence"])
     rows.append(dict(op="write 3 fields", storage="float, bool, Classification",
                      path="staged $merge (plugin)", seconds=round(t.seconds, 1),
-                     same_values=a == b, peak_rss_gib=round(rss_gib(), 2)))
+                     same_values=a == b, peak_rss_gib=round(common.peak_rss_gib(), 2)))
     print(rows[-1], flush=True)
 
     ds.delete()

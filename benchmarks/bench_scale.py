@@ -37,7 +37,6 @@ Not part of the test suite (``make bench-scale``).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -64,7 +63,7 @@ def worker(dataset_name, name, params):
     ).result
     seconds = time.time() - started
     written = {f: ds.count(f) for f in out.get("fields", [])}
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    rss = common.peak_rss_gib()
     print("RESULT " + json.dumps(
         {"seconds": seconds, "peak_rss_gib": rss, "num_samples": out.get("num_samples"),
          "written": written, "num_flagged": out.get("num_flagged")}
@@ -82,7 +81,7 @@ def pipeline_worker(dataset_name, params):
         "%s/find_label_issues" % PLUGIN, ctx={"dataset": ds, "params": params}
     ).result
     seconds = time.time() - started
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    rss = common.peak_rss_gib()
     print("RESULT " + json.dumps(
         {"seconds": seconds, "peak_rss_gib": rss, "steps": out["steps"],
          "noise_rate": out.get("noise_rate"), "noise_rate_basis": out.get("noise_rate_basis"),

@@ -110,6 +110,13 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
+def peak_rss_gib():
+    """Peak resident memory of this process so far, GiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def machine():
     import torch
 
