@@ -102,6 +102,11 @@ def test_scan_partially_labeled_view_and_sdk(blob_dataset):
     assert unlabeled.count("scan_noise") == 0
     with pytest.raises(TypeError):
         operator("compute_scan_clusters")(ds, not_a_param=1)
+    # max_steps reaches the method from the SDK and is recorded with the run
+    # (300 epochs of one batch = 300 steps; the cap makes 250)
+    operator("compute_scan_clusters")(ds, run_key="scan_capped", **dict(FAST, epochs=300, max_steps=250))
+    assert ds.get_run_info("scan_capped").config.params["max_steps"] == 250
+    assert ds.load_run_results("scan_capped", cache=False).clustering_steps_run == 250
 
 
 def test_scan_bad_input_writes_nothing(blob_dataset):
