@@ -227,9 +227,13 @@ def estimate_label_noise(
             more than the labels fixed. On the original labels they measure
             the labelling process; the labels put back are then
             subtracted from their counts (what is still wrong)
-        primary (None): name of the source holding cross-fitted class
-            probabilities (``compute_label_quality``); when present, it is
-            used alone and the others are not pooled in: on the benchmark
+        primary (None): name (or list of names) of the sources holding
+            out-of-sample class probabilities (``compute_label_quality``'s
+            cross-fitted ones, a user's model predictions, ``pred_field``);
+            when present, they are pooled among themselves
+            (:func:`pool_probabilities`: weights by held-out log loss of
+            the given labels, the best single source when the pool does
+            not beat it) and the others are not pooled in: on the benchmark
             sets, pooling Dupes' rounds, kNN votes and Deep Self-Learning's
             predictions into it lowered AUROC on 11 of 13 sets even where it
             lowered the held-out log loss
@@ -252,12 +256,14 @@ def estimate_label_noise(
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     rows = np.arange(n)
-    if primary is not None and primary in probabilities:
-        pooled = np.asarray(probabilities[primary], dtype=np.float64)
+    kept = [m for m in ([primary] if isinstance(primary, str) else primary or ()) if m in probabilities]
+    if len(kept) == 1:
+        pooled = np.asarray(probabilities[kept[0]], dtype=np.float64)
         pooled = pooled / pooled.sum(axis=1, keepdims=True)
-        pool_weights = {primary: 1.0}
-    else:
-        pooled, pool_weights = pool_probabilities(probabilities, labels, seed=seed)
+        pool_weights = {kept[0]: 1.0}
+    else:  # several primary sources (label quality + a user's models) pool among themselves
+        pooled, pool_weights = pool_probabilities(
+            {m: probabilities[m] for m in kept} if kept else probabilities, labels, seed=seed)
     k = pooled.shape[1]
     names = list(class_names) if class_names is not None else list(range(k))
     before = labels if original_labels is None else np.asarray(original_labels, np.int64)

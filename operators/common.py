@@ -42,6 +42,11 @@ class Param:
     kind: str = ""
 
     def add_to(self, inputs, ctx):
+        if self.kind == "predictions":  # a multi-select of model outputs
+            from .predictions import predictions_field_input
+
+            predictions_field_input(ctx, inputs, self)
+            return
         if self.kind and ctx is not None and getattr(ctx, "dataset", None) is not None:
             field_input(ctx, inputs, self)
             return
@@ -303,7 +308,9 @@ class DetectorOperator(foo.Operator):
         return bool(ctx.params.get("delegate", False))
 
     def resolved_params(self, ctx):
-        """Every declared parameter, from ``ctx.params`` or its default."""
+        """Every declared parameter, from ``ctx.params`` or its default
+        (an unknown name is refused: :func:`check_param_names`)."""
+        check_param_names(self, ctx.params)
         values = {p.name: ctx.params.get(p.name, p.default) for p in self.params}
         for p in self.params:
             if values[p.name] is None:
@@ -431,7 +438,9 @@ class ActionOperator(foo.Operator):
         return bool(ctx.params.get("delegate", False))
 
     def values(self, ctx):
-        """Every declared parameter, from ``ctx.params`` or its default."""
+        """Every declared parameter, from ``ctx.params`` or its default
+        (an unknown name is refused: :func:`check_param_names`)."""
+        check_param_names(self, ctx.params, ("confirm",) if self.destructive else ())
         out = {}
         for p in self.params:
             v = ctx.params.get(p.name, p.default)
@@ -482,6 +491,32 @@ def confirm_input(inputs, ctx, message):
     if ctx.params.get("confirm") is False:  # the App sends the default False
         warn.invalid = True
         warn.error_message = "Tick 'I understand' to run"
+
+
+#: names the App or FiftyOne's executor put into ``ctx.params`` besides an
+#: operator's own parameters (target view, delegation, panels)
+APP_PARAMS = frozenset((
+    "delegate", "delegation_target", "request_delegation", "view_target",
+    "custom_view_target", "panel_state", "confirm", "confirm_needed",
+))
+
+
+def check_param_names(operator, params, extra_names=()):
+    """Refuses a parameter ``operator`` does not declare, naming the known
+    ones (``execute_operator(uri, params={"pred_feild": ...})`` would
+    otherwise run and silently ignore it). Names the App sends
+    (:data:`APP_PARAMS`) pass, and so do form-only properties the App sends
+    without a value (notices: ``None``)."""
+    known = {p.name for p in getattr(operator, "params", ())} | set(extra_names) | APP_PARAMS
+    unknown = sorted(
+        k for k, v in (params or {}).items() if k not in known and v is not None
+    )
+    if unknown:
+        raise lnd.InputError(
+            "%s got unknown parameter(s) %s; it accepts %s"
+            % (getattr(operator, "uri", operator.name), unknown,
+               sorted({p.name for p in getattr(operator, "params", ())} | set(extra_names)))
+        )
 
 
 def call_operator(operator, sample_collection, params, delegate=False, extra_names=()):

@@ -24,6 +24,7 @@ from .consensus_inputs import (
 )
 from .data import ClassificationColumn, InputError, load_inputs, output_schema, read_outputs
 from .objects import is_patches
+from .predictions import as_field_list, read_predictions
 
 #: verified wrong *and* verified right samples needed to learn weights
 MIN_VERIFIED_EACH = 10
@@ -41,6 +42,19 @@ class ComputeNoiseScore(DetectorOperator):
     output_field = "noise_score"
     needs_embeddings = False
     method_params = (
+        Param(
+            "pred_field",
+            "",
+            "Model predictions",
+            "Fields holding your own model's predictions (fo.Classification "
+            "with logits, e.g. apply_model(..., store_logits=True), a "
+            "probability/logit vector per sample, or label + confidence): "
+            "pooled with the plugin's probabilities, weighted by how well "
+            "each predicts held-out labels. Use out-of-sample (K-fold) "
+            "predictions: a model trained on these labels is detected and "
+            "left out",
+            kind="predictions",
+        ),
         Param(
             "inputs",
             "",
@@ -166,13 +180,18 @@ class ComputeNoiseScore(DetectorOperator):
         schema = output_schema(view, params["label_field"]) if patches else None
         specs = parse_inputs(dataset, params["inputs"], exclude=own, schema=schema)
         specs = {k: v for k, v in specs.items() if k not in own and k != params["label_field"]}
-        if not specs:
+        pred_names = as_field_list(params.get("pred_field"))
+        specs = {k: v for k, v in specs.items() if k not in pred_names}
+        if not specs and not pred_names:
             raise InputError(
                 "No detector output to combine on dataset '%s': run at least "
                 "one detector first (e.g. compute_knn_disagreement), or name "
                 "numeric score fields in 'inputs'" % dataset.name
             )
         data = load_inputs(view, params["label_field"], need_embeddings=False)
+        progress(0.1, "reading predictions %s" % ", ".join(pred_names) if pred_names else "")
+        predictions = read_predictions(
+            view, params["label_field"], pred_names, data.ids, data.classes, data.y)
         progress(0.2, "reading %d inputs" % len(specs))
         classes = list(data.classes)
         class_index = {c: k for k, c in enumerate(classes)}
@@ -242,7 +261,7 @@ class ComputeNoiseScore(DetectorOperator):
                 suggestion=spec.suggestion if name in suggestions else None,
                 num_scored=num,
             )
-        if not scores:
+        if not scores and not predictions:
             raise InputError(
                 "The detector fields %s have no value on the target view: "
                 "run the detectors on these samples first" % sorted(specs)
@@ -256,6 +275,7 @@ class ComputeNoiseScore(DetectorOperator):
         combined = combine_evidence(
             dataset, data, classes, specs, scores, suggestions,
             Verdicts(verified, corrected, before), params, data_is_patches=patches,
+            predictions=predictions,
         )
         noise = combined["noise"]
         fields = {params["output_field"]: noise}
@@ -287,6 +307,7 @@ class ComputeNoiseScore(DetectorOperator):
             pooled=combined["pool_weights"],
             flag_rate=flag_rate,
             flag_rate_source=flag_rate_source,
+            predictions=combined["predictions"],
             num_verified=num_verified,
             skipped=data.skipped,
             classes=data.classes,
@@ -300,6 +321,9 @@ class ComputeNoiseScore(DetectorOperator):
             flag_rate=flag_rate,
             flag_rate_source=flag_rate_source,
         )
+        if predictions:
+            summary["predictions"] = combined["predictions"]
+            summary["predictions_note"] = predictions_note(combined["predictions"])
         if estimate:
             summary.update(
                 noise_rate=round(estimate["rate"], 4),
@@ -323,7 +347,7 @@ class ComputeNoiseScore(DetectorOperator):
         outputs = types.Object()
         for key in (
             "num_samples", "num_flagged", "flag_rate", "inputs", "weights", "weights_source",
-            "normalisation", "fields", "run_key", "seconds",
+            "predictions_note", "normalisation", "fields", "run_key", "seconds",
         ):
             outputs.str(key, label=key.replace("_", " "))
         return types.Property(outputs, view=types.View(label="Noise score computed"))
@@ -342,8 +366,22 @@ def flag_top(noise, rate):
     return flagged
 
 
+def predictions_note(report):
+    """One line per prediction field for the summary and the App: how it
+    was read, its weight in the pool, and the in-sample verdict."""
+    lines = []
+    for name, r in report.items():
+        text = "%s: %s, weight %s; %s" % (
+            name, r.get("form"), "%.2f" % r["weight"] if r.get("weight") is not None else "0 (left out)",
+            r.get("message", ""))
+        if r.get("note"):
+            text += "; " + r["note"]
+        lines.append(text)
+    return " | ".join(lines)
+
+
 def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdicts, params,
-                     data_is_patches=False):
+                     data_is_patches=False, predictions=()):
     """The consensus proper: probabilities when there are any, else ranks.
 
     With class-probability evidence (label quality, Dupes, predicted
@@ -357,12 +395,18 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     """
     from ..methods.consensus import noise_consensus
     from ..methods.noise_estimate import estimate_label_noise
-    from .evidence import audited_mask, primary_source, probability_evidence
+    from .evidence import audited_mask, prediction_evidence, primary_source, probability_evidence
 
     evidence, sources = probability_evidence(
         dataset, data.ids, data.y, data.classes, specs, suggestions,
         patches_field=params["label_field"] if data_is_patches else None, scores=scores,
     )
+    primary, report = prediction_evidence(predictions, data.y, evidence, sources)
+    # a model's out-of-sample predictions in the pool: rank by the pooled
+    # probability of the given label and suggest the pool's most probable
+    # other class (the anchors' class-level transition helps weak evidence
+    # but lowered both on strong networks' predictions: README, BENCHMARKS)
+    strong = isinstance(primary, list) and any(m in report for m in primary)
     audited, audit_key = audited_mask(dataset, data.ids)
     estimate = pool_weights = est = None
     scores = dict(scores)
@@ -372,8 +416,10 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
         num_fixed=verdicts.num_fixed, estimator=params["noise_estimator"],
         original_labels=verdicts.original_labels(data.y, data.classes),
         class_names=data.classes, seed=int(params["seed"]),
-        primary=primary_source(sources),
+        primary=primary if predictions else primary_source(sources),
     )
+    if strong:
+        options["ranking"] = "self_confidence"
     if evidence:
         est = estimate_label_noise(evidence, data.y, **options)
         pool_weights = est["pool_weights"]
@@ -393,8 +439,15 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     learned = found["weights_source"].startswith("verified")
     if evidence and learned:  # the learned ranking, calibrated on the verdicts
         est = estimate_label_noise(evidence, data.y, score=found["noise_score"], **options)
+    if evidence and strong:
+        est["suggested"], est["suggested_confidence"] = other_class_suggestion(
+            est["pooled"], data.y, est["p_wrong"])
+    for name, r in report.items():
+        r["weight"] = (pool_weights or {}).get(name) if not r.get("in_sample") else None
     if evidence:
         estimate = dict(est["estimate"], evidence=sources, audit_run=audit_key)
+        if report:
+            estimate["predictions"] = report
     mode = params["score_mode"]
     if mode == "rank" or not evidence:
         noise, mode = found["noise_score"].astype(np.float64), "rank"
@@ -426,4 +479,18 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
         normalisation=found["normalisation"],
         score_mode=mode,
         verified_auc=found["verified_auc"],
+        predictions=report,
     )
+
+
+def other_class_suggestion(pooled, labels, p_wrong):
+    """The pooled probabilities' most probable class other than the given
+    one, with confidence ``p(wrong) x`` its share of the other classes'
+    probability (the probability that the label is wrong *and* this is the
+    true class)."""
+    q = np.asarray(pooled, np.float64).copy()
+    rows = np.arange(len(labels))
+    q[rows, labels] = 0.0
+    suggested = q.argmax(axis=1)
+    share = q[rows, suggested] / np.maximum(q.sum(axis=1), 1e-12)
+    return suggested.astype(np.int64), (np.asarray(p_wrong) * share).astype(np.float64)

@@ -69,6 +69,46 @@ def primary_source(sources):
     return found[0] if found else None
 
 
+#: how a prediction field's evidence is named among the consensus' sources
+PREDICTION_SOURCE = "pred_field"
+
+
+def prediction_evidence(predictions, labels, evidence, sources):
+    """Adds a model's predictions (``pred_field``) to the evidence.
+
+    Each :class:`operators.predictions.Predictions` is checked for being
+    in-sample (:func:`methods.predictions.in_sample_check`) against the
+    plugin's own out-of-sample probabilities (``compute_label_quality``;
+    else the pool of the other probability evidence; else no verdict).
+    Out-of-sample predictions join ``evidence`` under their field name;
+    in-sample ones are reported and left out, so they cannot dominate.
+
+    Returns:
+        ``(primary, report)``: the names the consensus pools (label quality
+        and the out-of-sample predictions; None when there are none), and a
+        JSON-ready ``{field: {form, in_sample, message, ...}}``
+    """
+    from ..methods.noise_estimate import pool_probabilities
+    from ..methods.predictions import in_sample_check
+
+    lq = primary_source(sources)
+    reference = evidence.get(lq) if lq else None
+    if reference is None and evidence:
+        reference = pool_probabilities(evidence, labels)[0]
+    report, used = {}, []
+    for pred in predictions or ():
+        check = in_sample_check(pred.probabilities, labels, reference)
+        report[pred.name] = dict(pred.info, **check)
+        if check.get("in_sample"):
+            continue
+        evidence[pred.name] = pred.probabilities
+        sources[pred.name] = "%s (%s)" % (PREDICTION_SOURCE, pred.form)
+        used.append(pred.name)
+    if not used:
+        return lq, report
+    return ([lq] if lq else []) + used, report
+
+
 def audited_mask(dataset, ids):
     """Rows of ``ids`` drawn by the newest audit (``label_audit`` run)."""
     keys = lnr.plugin_runs(dataset, method=AUDIT_METHOD)

@@ -229,6 +229,7 @@ def refit_steps(dataset, view, prefix, label_field):
         previous = dict(getattr(dataset.get_run_info(key).config, "params", {}) or {})
         if previous.get("label_field", label_field) != label_field:
             continue
+        previous = {k: v for k, v in previous.items() if k in declared}
         previous["run_key"] = key
         steps.append((name, op, previous))
     return steps
@@ -334,6 +335,14 @@ class FindLabelIssues(ActionOperator):
         Param(
             "detectors", "", "Detectors (custom preset)",
             "Comma-separated, e.g. knn_disagreement,dupes,corrected_labels",
+        ),
+        Param(
+            "pred_field", "", "Model predictions",
+            "Your model's predictions (fo.Classification with logits, a "
+            "probability/logit vector, or label + confidence; one or several "
+            "fields): the consensus pools them with the detectors' evidence. "
+            "Out-of-sample (K-fold) predictions work best",
+            kind="predictions",
         ),
         Param("seed", 51, "Random seed", "Same seed, same results"),
         Param(
@@ -446,6 +455,7 @@ class FindLabelIssues(ActionOperator):
             embeddings_field=params["embeddings_field"],
             brain_key=params["brain_key"] or "",
             seed=int(params["seed"]),
+            pred_field=params["pred_field"] or "",
         )
         consensus_op = get_step_operator(CONSENSUS)
         notes, steps = [], []
@@ -457,7 +467,10 @@ class FindLabelIssues(ActionOperator):
                 )
             steps += refit_steps(dataset, view, prefix, params["label_field"])
             previous = dict(getattr(dataset.get_run_info(key).config, "params", {}) or {})
+            previous = {k: v for k, v in previous.items() if k in {p.name for p in consensus_op.params}}
             previous["run_key"] = key
+            if params["pred_field"]:  # re-score with other predictions
+                previous["pred_field"] = params["pred_field"]
             steps.append((CONSENSUS, consensus_op, previous))
         else:
             planned, notes = plan_steps(view, params["preset"], params["detectors"], params["label_field"])
