@@ -17,15 +17,18 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# FiftyOne finds plugins under FIFTYONE_PLUGINS_DIR: a folder holding a link to this checkout
+# FiftyOne finds plugins under FIFTYONE_PLUGINS_DIR: a folder holding a link
+# to this checkout, nested as `fiftyone plugins download` lays plugins out
 PLUGINS_DIR := $(CURDIR)/.plugins
-$(PLUGINS_DIR)/label-noise-curation:
-	mkdir -p $(PLUGINS_DIR)
+PLUGIN_LINK := $(PLUGINS_DIR)/@label-noise/curation
+$(PLUGIN_LINK):
+	rm -f $(PLUGINS_DIR)/label-noise-curation  # the flat link of older checkouts: one copy only
+	mkdir -p $(dir $@)
 	ln -sfn $(CURDIR) $@
 
 # DATASET=<dir> runs the demo on your own <dir>/<class>/<image> tree instead
 # (WEIGHTS=/path/to/resnet18.pth to embed offline; default: torchvision download)
-demo: $(STAMP) $(PLUGINS_DIR)/label-noise-curation
+demo: $(STAMP) $(PLUGIN_LINK)
 	FIFTYONE_PLUGINS_DIR=$(PLUGINS_DIR) $(PY) demo/run_demo.py $(if $(DATASET),--dataset-dir "$(DATASET)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
 test: $(STAMP)

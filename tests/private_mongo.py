@@ -99,10 +99,16 @@ class PrivateMongo:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def plugins_dir():
-    """A temp plugins dir whose only plugin is a symlink to this repo."""
+def plugins_dir(layout="@label-noise/curation"):
+    """A temp plugins dir whose only plugin is a symlink to this repo, at
+    ``layout`` inside it: by default nested as ``fiftyone plugins download``
+    lays a plugin out (``<plugins_dir>/@label-noise/curation``, the layout
+    FiftyOne 1.10-1.13 name the module after); ``"label-noise-curation"`` for
+    a flat link."""
     path = tempfile.mkdtemp(prefix="label-noise-plugins-")
-    os.symlink(REPO_ROOT, os.path.join(path, "label-noise-curation"))
+    link = os.path.join(path, *layout.split("/"))
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(REPO_ROOT, link)
     return path
 
 

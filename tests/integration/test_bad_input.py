@@ -161,10 +161,10 @@ def prepare(name, dataset):
 
 
 #: the ``module.ExceptionClass`` that starts an error line. The plugin's
-#: module name is FiftyOne's choice: the plugin folder's name on FiftyOne 1.10
-#: (``label-noise-curation.operators.data.InputError``), a name derived from
-#: the plugin's name on 1.14+
-ERROR_CLASS = r"^[\w.-]*"
+#: module name is FiftyOne's choice: the plugin folder's path on FiftyOne 1.10
+#: (``@label-noise.curation.operators.data.InputError`` as installed by
+#: ``fiftyone plugins download``), a name derived from the plugin's name on 1.14+
+ERROR_CLASS = r"^[@\w.-]*"
 
 
 def error_line(exc):
