@@ -32,7 +32,11 @@ class probabilities whose columns are the *label* classes.
    keeps the ranking of "the model disagrees with the label, confidently"
    but loses the model's second choice, so it is weaker evidence than
    logits (the summary says so).
-4. **In-sample detection** (:func:`in_sample_check`). A model trained on
+4. **Suggestion** (:func:`other_class_suggestion`): with a strong model
+   in the pool, the pooled probabilities' most probable class other than
+   the given one (on CIFAR-10N ``worst`` more often right on the wrong
+   labels than each network's own most probable other class).
+5. **In-sample detection** (:func:`in_sample_check`). A model trained on
    these very labels memorises their errors: a network's training accuracy
    is near 100%, so it "agrees" with most wrong labels and its
    predictions hide exactly what we look for. The test: an out-of-sample
@@ -184,7 +188,7 @@ def from_label_confidence(labels, predicted, confidence, num_classes):
 
 
 def in_sample_check(probabilities, labels, reference=None, margin=IN_SAMPLE_MARGIN):
-    """Are these predictions in-sample (fitted on these labels)? Module doc, 4.
+    """Are these predictions in-sample (fitted on these labels)? Module doc, 5.
 
     Args:
         probabilities: float (n, k) the predictions (label classes)
@@ -256,3 +260,16 @@ def in_sample_check(probabilities, labels, reference=None, margin=IN_SAMPLE_MARG
             "the plugin's own model finds most suspicious vs %.1f%% elsewhere" % (
                 100 * agreement, 100 * bound, 100 * on_suspects, 100 * elsewhere))
     return out
+
+
+def other_class_suggestion(pooled, labels, p_wrong):
+    """The pooled probabilities' most probable class other than the given
+    one, with confidence ``p(wrong) x`` its share of the other classes'
+    probability (the probability that the label is wrong *and* this is the
+    true class)."""
+    q = np.asarray(pooled, np.float64).copy()
+    rows = np.arange(len(labels))
+    q[rows, labels] = 0.0
+    suggested = q.argmax(axis=1)
+    share = q[rows, suggested] / np.maximum(q.sum(axis=1), 1e-12)
+    return suggested.astype(np.int64), (np.asarray(p_wrong) * share).astype(np.float64)

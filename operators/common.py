@@ -310,7 +310,7 @@ class DetectorOperator(foo.Operator):
     def resolved_params(self, ctx):
         """Every declared parameter, from ``ctx.params`` or its default
         (an unknown name is refused: :func:`check_param_names`)."""
-        check_param_names(self, ctx.params)
+        check_param_names(self, ctx.params, ctx=ctx)
         values = {p.name: ctx.params.get(p.name, p.default) for p in self.params}
         for p in self.params:
             if values[p.name] is None:
@@ -438,9 +438,7 @@ class ActionOperator(foo.Operator):
         return bool(ctx.params.get("delegate", False))
 
     def values(self, ctx):
-        """Every declared parameter, from ``ctx.params`` or its default
-        (an unknown name is refused: :func:`check_param_names`)."""
-        check_param_names(self, ctx.params, ("confirm",) if self.destructive else ())
+        """Every declared parameter, from ``ctx.params`` or its default."""
         out = {}
         for p in self.params:
             v = ctx.params.get(p.name, p.default)
@@ -448,6 +446,7 @@ class ActionOperator(foo.Operator):
         return out
 
     def execute(self, ctx):
+        check_param_names(self, ctx.params, ctx=ctx)
         if self.destructive and ctx.params.get("confirm") is False:
             raise lnd.InputError(
                 "%s changes labels: tick 'I understand' to confirm" % self.name
@@ -501,16 +500,23 @@ APP_PARAMS = frozenset((
 ))
 
 
-def check_param_names(operator, params, extra_names=()):
+def check_param_names(operator, params, extra_names=(), ctx=None):
     """Refuses a parameter ``operator`` does not declare, naming the known
     ones (``execute_operator(uri, params={"pred_feild": ...})`` would
     otherwise run and silently ignore it). Names the App sends
-    (:data:`APP_PARAMS`) pass, and so do form-only properties the App sends
-    without a value (notices: ``None``)."""
+    (:data:`APP_PARAMS`) pass, so do properties without a value (notices)
+    and, given ``ctx``, every property of the operator's form (asked only
+    when some name is not declared)."""
     known = {p.name for p in getattr(operator, "params", ())} | set(extra_names) | APP_PARAMS
     unknown = sorted(
         k for k, v in (params or {}).items() if k not in known and v is not None
     )
+    if unknown and ctx is not None:
+        try:
+            form = operator.resolve_input(ctx)
+            unknown = [k for k in unknown if k not in form.type.properties]
+        except Exception:  # no form to compare with: the declared names decide
+            pass
     if unknown:
         raise lnd.InputError(
             "%s got unknown parameter(s) %s; it accepts %s"

@@ -395,6 +395,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     """
     from ..methods.consensus import noise_consensus
     from ..methods.noise_estimate import estimate_label_noise
+    from ..methods.predictions import other_class_suggestion
     from .evidence import audited_mask, prediction_evidence, primary_source, probability_evidence
 
     evidence, sources = probability_evidence(
@@ -482,15 +483,3 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
         predictions=report,
     )
 
-
-def other_class_suggestion(pooled, labels, p_wrong):
-    """The pooled probabilities' most probable class other than the given
-    one, with confidence ``p(wrong) x`` its share of the other classes'
-    probability (the probability that the label is wrong *and* this is the
-    true class)."""
-    q = np.asarray(pooled, np.float64).copy()
-    rows = np.arange(len(labels))
-    q[rows, labels] = 0.0
-    suggested = q.argmax(axis=1)
-    share = q[rows, suggested] / np.maximum(q.sum(axis=1), 1e-12)
-    return suggested.astype(np.int64), (np.asarray(p_wrong) * share).astype(np.float64)

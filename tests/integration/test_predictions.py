@@ -232,9 +232,10 @@ def test_find_label_issues_and_rescore_use_pred_field(labelled):
 
 def test_unknown_parameters_are_refused_everywhere(labelled):
     ds, _, _ = labelled(per_class=10)
+    run_operator("compute_knn_disagreement", ds, k=3)
     # a detector, an action operator and the pipeline, as the App/execute_operator calls them
     for name, params in (("compute_noise_score", {"pred_feild": "x"}),
-                         ("tag_noisy_samples", {"treshold": 0.5}),
+                         ("tag_noisy_samples", {"score_field": "knn_disagreement", "treshold": 0.5}),
                          ("find_label_issues", {"pred_feild": "x"})):
         with pytest.raises(Exception, match="unknown parameter.*(pred_feild|treshold).*accepts"):
             run_operator(name, ds, **params)
