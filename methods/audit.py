@@ -112,3 +112,33 @@ def audit_estimate(wrong, labels=None, population=None, min_per_class=5, z=Z95):
     out["per_class"] = per_class
     out["too_few"] = too_few
     return out
+
+
+#: what an audited item can turn out to be
+AUDIT_TYPES = ("right", "wrong", "ambiguous", "exclude")
+
+
+def type_shares(types, z=Z95):
+    """Share of each outcome among the reviewed audit items, each with its
+    Wilson interval: not every bad label has a right class, so besides
+    ``wrong`` (another class is right) an audit counts ``ambiguous`` (two
+    classes fit) and ``exclude`` (no class fits).
+
+    Args:
+        types: one of :data:`AUDIT_TYPES` per reviewed (not skipped) item
+
+    Returns:
+        ``{type: {count, n, rate, low, high}}`` for every type (rate None
+        when nothing was reviewed)
+    """
+    values = [str(t) for t in types]
+    bad = sorted(set(values) - set(AUDIT_TYPES))
+    if bad:
+        raise ValueError("unknown audit outcome(s) %s; expected %s" % (bad, AUDIT_TYPES))
+    n = len(values)
+    out = {}
+    for t in AUDIT_TYPES:
+        count = values.count(t)
+        low, high = wilson_interval(count, n, z)
+        out[t] = dict(count=count, n=n, rate=(count / n) if n else None, low=low, high=high)
+    return out

@@ -21,6 +21,7 @@ from .curation import (
     TagNoisySamples,
 )
 from .embeddings import ComputeEmbeddings
+from .issue_types import ComputeIssueTypes
 from .knn import ComputeKnnDisagreement
 from .label_quality import ComputeLabelQuality
 from .manage import DeleteRun
@@ -57,6 +58,7 @@ OPERATORS = [
     RecordLabelVerdict,
     UndoLabelVerdict,
     StartLabelAudit,
+    ComputeIssueTypes,
 ]
 
 PANELS = [

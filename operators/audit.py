@@ -15,7 +15,7 @@ import numpy as np
 from . import runs as lnr
 from .common import ActionOperator, Param
 from .data import InputError, check_label_field
-from .review import Items
+from .review import NEITHER, Items
 
 AUDIT_METHOD = "label_audit"
 
@@ -82,7 +82,7 @@ def update_audit(collection, run_key=None):
     ``collection``: the dataset, or (object audits) the patches view the
     audit was drawn from (else a patches view of the dataset is built).
     """
-    from ..methods.audit import audit_estimate
+    from ..methods.audit import audit_estimate, type_shares
 
     dataset = collection._root_dataset
     run_key = run_key or (audit_runs(dataset) or [None])[0]
@@ -97,19 +97,24 @@ def update_audit(collection, run_key=None):
     items = Items(base, results["label_field"], objects=objects)
     got = items.read(ids, ["given", "original", "verified", "verdict"])
     found = items.found(ids)
-    wrong, labels, skipped = [], [], 0
+    wrong, labels, skipped, outcomes = [], [], 0, []
     for k, sid in enumerate(ids):
         if sid not in found:
             continue
         if got["verdict"][k] == "skip":
             skipped += 1
             continue
+        if got["verdict"][k] in NEITHER:  # no right/wrong: counted by type only
+            outcomes.append(got["verdict"][k])
+            continue
         v = got["verified"][k]
         if v is None:
             continue
         wrong.append(v is False)
+        outcomes.append("wrong" if v is False else "right")
         labels.append(got["original"][k] or got["given"][k])
     est = audit_estimate(np.array(wrong, bool), labels, population=results["population"])
+    est["types"] = type_shares(outcomes)
     results.update(reviewed=len(wrong), skipped=skipped, estimate=est, updated=_iso_now())
     run_results = dataset.init_run_results(run_key, **lnr._jsonable(results))
     dataset.save_run_results(run_key, run_results, overwrite=True)

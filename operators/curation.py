@@ -473,7 +473,9 @@ class ExportCuratedDataset(ActionOperator):
     label = "Label noise: export clean and suspect parts"
     description = (
         "Writes the clean part and the suspect part of the target view "
-        "separately: <dir>/clean/<class>/... and <dir>/dirty/<class>/..."
+        "separately: <dir>/clean/<class>/... and <dir>/dirty/<class>/...; "
+        "samples a reviewer marked ambiguous or excluded (no class fits) go "
+        "to ambiguous/ and excluded/, never to clean/"
     )
     params = (
         Param("export_dir", "", "Export directory", "Created if missing; nothing is written outside it"),
@@ -502,7 +504,8 @@ class ExportCuratedDataset(ActionOperator):
         Param("include_dirty", True, "Export the suspect part", "Untick to export only clean/"),
         Param(
             "overwrite", False, "Replace a previous export",
-            "Delete clean/, dirty/ and curation.json of a previous export in this directory first",
+            "Delete clean/, dirty/, ambiguous/, excluded/ and curation.json of a previous "
+            "export in this directory first",
         ),
     )
 
@@ -514,6 +517,9 @@ class ExportCuratedDataset(ActionOperator):
         try:
             clean, dirty = self.split(ctx.target_view(), params)
             msg = "%d clean and %d suspect samples" % (clean.count(), dirty.count())
+            marked = [(n, v.count()) for n, v in reviewed_parts(ctx.target_view(), params["label_field"])]
+            if any(c for _, c in marked):
+                msg += "; " + ", ".join("%d %s" % (c, n) for n, c in marked)
         except InputError as e:
             bad = inputs.view("preview", types.Warning(label=str(e)))
             bad.invalid = True
@@ -542,7 +548,8 @@ class ExportCuratedDataset(ActionOperator):
             clean = view.match(~expr)
         else:
             raise InputError("split_by must be 'tag' or 'score', got %r" % params["split_by"])
-        return clean, dirty
+        marked = _verdict(view, label_field).is_in(list(REVIEWED_PARTS.values()))
+        return clean.match(~marked), dirty.match(~marked)
 
     def run(self, ctx, params, progress):
         if lno.is_patches(ctx.target_view()):
@@ -558,6 +565,7 @@ class ExportCuratedDataset(ActionOperator):
         orig = lnc.original_field(label_field)
         use_original = params["labels"] == "original" and orig in ctx.dataset.get_field_schema()
         parts = [("clean", clean)] + ([("dirty", dirty)] if params["include_dirty"] else [])
+        parts += [(n, v) for n, v in reviewed_parts(ctx.target_view(), label_field) if v.count()]
         _prepare_export_dir(root, params["overwrite"])
         summary = {"dir": root, "format": params["format"], "labels": params["labels"]}
         manifest = {"label_field": label_field, "labels": params["labels"], "splits": {}}
@@ -601,6 +609,7 @@ class ExportCuratedDataset(ActionOperator):
         root = _export_root(params["export_dir"])
         clean, dirty = self.split(ctx.target_view(), params)
         parts = [("clean", clean)] + ([("dirty", dirty)] if params["include_dirty"] else [])
+        parts += [(n, v) for n, v in reviewed_parts(ctx.target_view(), params["label_field"]) if v.count()]
         _prepare_export_dir(root, params["overwrite"])
         summary = {"dir": root, "format": params["format"], "labels": params["labels"]}
         manifest = {"label_field": params["label_field"], "labels": params["labels"],
@@ -621,6 +630,27 @@ class ExportCuratedDataset(ActionOperator):
         return summary
 
 
+#: export folder -> review verdict of the items it holds
+REVIEWED_PARTS = {"ambiguous": "ambiguous", "excluded": "exclude"}
+
+
+def _verdict(view, label_field):
+    """The review verdict of each item (sample record, or object attribute)."""
+    from .review import REVIEW_FIELD
+
+    if lno.is_patches(view):
+        return F(output_path(view, label_field, "review_verdict"))
+    return F(REVIEW_FIELD + ".verdict")
+
+
+def reviewed_parts(view, label_field):
+    """``[(folder, view)]`` of the items a reviewer marked ambiguous or
+    excluded (left out of ``clean/`` and ``dirty/``)."""
+    view = view.exists(label_field)
+    verdict = _verdict(view, label_field)
+    return [(folder, view.match(verdict == v)) for folder, v in REVIEWED_PARTS.items()]
+
+
 def _export_root(path):
     if not path or not isinstance(path, str):
         raise InputError("export_dir is required: the folder to export into")
@@ -634,7 +664,8 @@ def _export_root(path):
 
 def _prepare_export_dir(root, overwrite):
     os.makedirs(root, exist_ok=True)
-    ours = [n for n in ("clean", "dirty", MANIFEST) if os.path.lexists(os.path.join(root, n))]
+    ours = [n for n in ("clean", "dirty", *REVIEWED_PARTS, MANIFEST)
+            if os.path.lexists(os.path.join(root, n))]
     if not ours:
         return
     if not overwrite:

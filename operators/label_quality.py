@@ -28,11 +28,16 @@ def human_verdicts(view, ids, verified_field, label_field):
 
     if not verified_field:
         return None
+    from .review import excluded_ids
+
     ids = list(ids)
     verdicts = Verdicts(
         read_verified(view, ids, verified_field, label_field),
         corrected_items(view, ids, label_field),
     ).current
+    excluded = excluded_ids(view, label_field)  # no class fits: never trained on
+    if excluded:
+        verdicts = np.where([str(i) in excluded for i in ids], 1, verdicts)
     return verdicts if (verdicts >= 0).any() else None
 
 

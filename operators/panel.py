@@ -347,6 +347,12 @@ class LabelNoisePanel(foo.Panel):
     def review_skip(self, ctx):
         self._act(ctx, "skip")
 
+    def review_ambiguous(self, ctx):
+        self._act(ctx, "ambiguous", item_id=ctx.params.get("item_id"))
+
+    def review_exclude(self, ctx):
+        self._act(ctx, "exclude", item_id=ctx.params.get("item_id"))
+
     def review_undo(self, ctx):
         self._act(ctx, "undo")
 

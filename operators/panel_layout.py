@@ -240,6 +240,10 @@ def _review(p, ctx, panel, base):
                   state.relabel_class if state.relabel_class in classes else None,
                   p.on_change_relabel_class)
         actions.btn("review_relabel", label="Relabel (r)", on_click=p.review_relabel, variant="outlined")
+    actions.btn("review_ambiguous", label="Ambiguous (a)", on_click=p.review_ambiguous,
+                params=params, variant="outlined")
+    actions.btn("review_exclude", label="No class fits (x)", on_click=p.review_exclude,
+                params=params, variant="outlined")
     actions.btn("review_skip", label="Skip (n)", on_click=p.review_skip, variant="outlined")
     actions.btn("review_undo", label="Undo (u)", on_click=p.review_undo, variant="outlined")
     actions.btn("open_item", label="Open", on_click=p.open_item, params=params)

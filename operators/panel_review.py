@@ -20,7 +20,8 @@ from .panel_charts import beyond, consensus_run, higher_is_noisier, suggestion_p
 
 SOURCES = ("flagged", "selected", "view")
 #: keyboard shortcuts (digits relabel to the class of that number)
-KEYS = {"y": "correct", "s": "suggestion", "r": "relabel", "n": "skip", "u": "undo"}
+KEYS = {"y": "correct", "s": "suggestion", "r": "relabel", "n": "skip", "u": "undo",
+        "a": "ambiguous", "x": "exclude"}
 DIGITS = "1234567890"
 #: readable names of the consensus inputs (default output fields)
 DETECTOR_NAMES = {
@@ -179,7 +180,8 @@ def act(items, queue, action, item_id=None, new_label=None):
     """Applies one reviewer action to the current item of a queue.
 
     ``action``: ``correct``, ``suggestion``, ``relabel`` (``new_label``),
-    ``skip`` or ``undo``. ``item_id``: the item the reviewer saw; a stale
+    ``ambiguous`` (the suggestion, if it differs, recorded as the second
+    class), ``exclude``, ``skip`` or ``undo``. ``item_id``: the item the reviewer saw; a stale
     one (already decided, e.g. a repeated key press) changes nothing.
 
     Returns a short message for the reviewer, or None when nothing changed.
@@ -226,8 +228,9 @@ def key_action(key, classes):
 
 def key_hint(classes):
     digits = " · ".join("%s %s" % (DIGITS[k], c) for k, c in enumerate(classes[: len(DIGITS)]))
-    return "Keys: y label is right · s use suggestion · r the class in the list · %sn skip · u undo" % (
-        digits + " · " if digits else "")
+    return ("Keys: y label is right · s use suggestion · r the class in the list · %sa ambiguous "
+            "(two classes fit) · x exclude (no class fits) · n skip · u undo" % (
+                digits + " · " if digits else ""))
 
 
 def audit_summary(estimate):
@@ -244,6 +247,16 @@ def audit_summary(estimate):
     if estimate.get("population"):
         lines[0] += " ≈ %s–%s of %s labels" % (
             f"{estimate['count_low']:,}", f"{estimate['count_high']:,}", f"{estimate['population']:,}")
+    types = estimate.get("types") or {}
+    if any(v.get("count") for k, v in types.items() if k in ("ambiguous", "exclude")):
+        lines += ["", "| outcome | reviewed | share | 95% interval |", "|---|---|---|---|"]
+        for name, title in (("right", "label right"), ("wrong", "another class is right"),
+                            ("ambiguous", "ambiguous (two classes fit)"),
+                            ("exclude", "no class fits")):
+            v = types.get(name)
+            if v and v.get("n"):
+                lines.append("| %s | %d | %.0f%% | %.0f%%–%.0f%% |"
+                             % (title, v["count"], 100 * v["rate"], 100 * v["low"], 100 * v["high"]))
     per_class = estimate.get("per_class") or {}
     if per_class:
         lines += ["", "| class | reviewed | wrong | share | 95% interval |", "|---|---|---|---|---|"]

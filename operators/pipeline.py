@@ -41,14 +41,15 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from . import brain_index
+from . import issue_types
 from . import data as lnd
 from . import runs as lnr
 from .objects import is_patches
+from .review import excluded_ids
 from .common import (
     ActionOperator,
     Param,
     call_operator,
-    check_param_names,
     embeddings_field_input,
     label_field_input,
     progress_reporter,
@@ -216,7 +217,8 @@ def refit_steps(dataset, view, prefix, label_field):
     labels train with full weight, wrong ones not at all) sharpen its
     probabilities before the consensus re-fits. None without verdicts."""
     _, num_correct, num_wrong = verified_counts(view, label_field)
-    if num_correct + num_wrong == 0 and not _tagged_verdicts(view, label_field):
+    if num_correct + num_wrong == 0 and not _tagged_verdicts(view, label_field) \
+            and not excluded_ids(view, label_field):  # excluded: left out of training
         return []
     steps = []
     for name in REFIT_WITH_VERDICTS:
@@ -508,10 +510,14 @@ class FindLabelIssues(ActionOperator):
             steps.append((CONSENSUS, consensus_op, p))
         if len([s for s in steps if s[0] != "compute_embeddings"]) == 1 and not params["rescore"]:
             raise lnd.InputError("No detector of the preset is available: %s" % "; ".join(notes))
+        consensus_params = steps[-1][2]
+        issue_step, note = issue_types.chain_step(dataset, steps, common, prefix, get_step_operator, step_params)
+        steps += [issue_step] if issue_step else []
+        notes += [note] if note else []
         done = run_chain(ctx, view, steps, progress)
-        consensus = dict(done[-1][1])
-        score = steps[-1][2].get("output_field", "noise_score")
-        flag = steps[-1][2].get("flag_field", "noise_flagged")
+        consensus = dict(dict(done)[CONSENSUS])
+        score = consensus_params.get("output_field", "noise_score")
+        flag = consensus_params.get("flag_field", "noise_flagged")
         rate = consensus.get("noise_rate", consensus.get("flag_rate"))
         result = dict(
             consensus,
@@ -523,6 +529,7 @@ class FindLabelIssues(ActionOperator):
             notes=notes,
             score_field=score,
             flag_field=flag,
+            **issue_types.chain_summary(done),
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()
@@ -533,7 +540,6 @@ class FindLabelIssues(ActionOperator):
     def execute(self, ctx):
         # not ActionOperator.execute: each step takes the dataset's write
         # lock itself, and the App is set to the flagged samples at the end
-        check_param_names(self, ctx.params, ctx=ctx)
         return self.run(ctx, self.values(ctx), progress_reporter(ctx))
 
     def resolve_output(self, ctx):

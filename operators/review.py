@@ -11,7 +11,21 @@ decides one of :data:`VERDICTS`:
   ``label_verified = False`` (the *given* label was wrong);
 - ``relabel``: another class is right -> same as ``suggestion`` with that
   class;
-- ``skip``: no decision (the item leaves the review queue).
+- ``skip``: no decision (the item leaves the review queue);
+- ``ambiguous``: the image plausibly shows two classes; the label stays,
+  ``label_verified`` is cleared (neither right nor wrong: re-score trains on
+  it with its usual weight), and the second class, when given (or the
+  suggestion when it differs from the label), is recorded in
+  ``label_alternatives`` (an ``fo.Classifications``; objects: the attribute
+  ``review_alternative``);
+- ``exclude``: no class of the dataset fits (an outlier, background); the
+  label stays, ``label_verified`` is cleared, the item is left out of the
+  clean export (``excluded/``) and out of the label-quality training at
+  re-score.
+
+The last two are marked by their review record (``label_review.verdict``,
+objects ``review_verdict``), which is what the export, the audit and
+re-score read (:func:`excluded_ids`).
 
 Every verdict also writes a review record (samples: the embedded document
 ``label_review`` with verdict, label, given, mode, seq, time; objects: the
@@ -40,8 +54,14 @@ from .common import ActionOperator, Param
 from .data import InputError, check_label_field, output_schema, read_outputs
 from .objects import is_patches, restore_objects, snapshot_objects, write_label_fields
 
-VERDICTS = ("correct", "suggestion", "relabel", "skip")
+VERDICTS = ("correct", "suggestion", "relabel", "skip", "ambiguous", "exclude")
+#: verdicts that say the label is neither right nor wrong
+NEITHER = ("ambiguous", "exclude")
 REVIEW_FIELD = "label_review"
+#: the second plausible class of an ambiguous sample (fo.Classifications)
+ALTERNATIVES_FIELD = "label_alternatives"
+#: ... of an ambiguous object (a string attribute)
+OBJECT_ALTERNATIVE = "review_alternative"
 VERIFIED_FIELD = "label_verified"
 #: the review record of an object (flat attributes: objects hold no documents)
 OBJECT_REVIEW = ("review_verdict", "review_mode", "review_seq", "review_at")
@@ -98,9 +118,11 @@ class Items:
     # names of the fields / attributes one verdict may touch
     def fields(self):
         if self.objects:
-            return ["label", lnc.OBJECT_ORIGINAL, *lnc.OBJECT_RECORD, VERIFIED_FIELD, *OBJECT_REVIEW]
+            return ["label", lnc.OBJECT_ORIGINAL, *lnc.OBJECT_RECORD, VERIFIED_FIELD, *OBJECT_REVIEW,
+                    OBJECT_ALTERNATIVE]
         lf = self.label_field
-        return [lf, lnc.original_field(lf), lnc.correction_field(lf), VERIFIED_FIELD, REVIEW_FIELD]
+        return [lf, lnc.original_field(lf), lnc.correction_field(lf), VERIFIED_FIELD, REVIEW_FIELD,
+                ALTERNATIVES_FIELD]
 
     def schema(self):
         if self.objects:
@@ -209,6 +231,10 @@ class Items:
                     REVIEW_FIELD, fof.EmbeddedDocumentField,
                     embedded_doc_type=fo.DynamicEmbeddedDocument,
                 )
+            if name == ALTERNATIVES_FIELD and name not in self.dataset.get_field_schema():
+                self.dataset.add_sample_field(
+                    name, fof.EmbeddedDocumentField, embedded_doc_type=fo.Classifications,
+                )
             self.dataset.set_values(name, values, key_field="id", validate=False)
             if name == REVIEW_FIELD:
                 self.dataset.add_dynamic_sample_fields(fields=[REVIEW_FIELD])
@@ -219,6 +245,7 @@ class Items:
         wanted = {VERIFIED_FIELD: (fof.BooleanField,)}
         if not self.objects:
             wanted[REVIEW_FIELD] = (fof.EmbeddedDocumentField,)
+            wanted[ALTERNATIVES_FIELD] = (fof.EmbeddedDocumentField,)
         for name, ok in wanted.items():
             f = schema.get(name)
             if f is not None and not isinstance(f, ok):
@@ -234,6 +261,8 @@ def _restore(value):
         return value
     if value.get("_cls") == "Classification":
         return fo.Classification.from_dict(value)
+    if value.get("_cls") == "Classifications":
+        return fo.Classifications.from_dict(value)
     return fo.DynamicEmbeddedDocument.from_dict(value)
 
 
@@ -259,6 +288,7 @@ def record_verdict(
     new_label=None,
     suggestion_field="suggested_label",
     mode="review",
+    alternative=None,
 ):
     """Records one reviewer decision for ``ids`` (see module docstring).
 
@@ -272,6 +302,9 @@ def record_verdict(
         new_label (None): the class, for ``verdict="relabel"``
         suggestion_field ("suggested_label"): for ``verdict="suggestion"``
         mode ("review"): ``review`` or ``audit`` (stored in the record)
+        alternative (None): for ``verdict="ambiguous"``, the second
+            plausible class (default: the suggestion, where it differs from
+            the label)
 
     Returns:
         a dict: ``verdict``, ``num_samples``, ``num_corrected``, ``seq``
@@ -310,6 +343,8 @@ def record_verdict(
                 "No suggestion in '%s' differs from the label: use 'label is "
                 "right' or pick another class" % suggestion_field
             )
+    elif verdict == "ambiguous":
+        alternatives = _alternatives(items, ids, given, alternative, suggestion_field)
     elif verdict == "relabel":
         if not isinstance(new_label, str) or not new_label:
             raise InputError("Pick the class to relabel with (new_label)")
@@ -335,6 +370,8 @@ def record_verdict(
         verified = {i: True for i in ids}
     elif verdict in ("suggestion", "relabel"):
         verified = {i: False for i in targets}
+    elif verdict in NEITHER and VERIFIED_FIELD in items.schema():
+        verified = {i: None for i in ids}  # neither right nor wrong
     else:
         verified = {}
     now = _now()
@@ -353,10 +390,53 @@ def record_verdict(
             )
             for sid in ids
         }}
+    if verdict == "ambiguous" and alternatives:
+        if items.objects:
+            records[OBJECT_ALTERNATIVE] = alternatives
+        else:
+            records[ALTERNATIVES_FIELD] = {
+                i: fo.Classifications(classifications=[fo.Classification(label=c)])
+                for i, c in alternatives.items()
+            }
     items.write(dict({VERIFIED_FIELD: verified}, **records))
     return dict(
         verdict=verdict, num_samples=len(ids), num_corrected=num_corrected, seq=seq, ids=ids
     )
+
+
+def _alternatives(items, ids, given, alternative, suggestion_field):
+    """``{id: second class}`` of an ambiguous verdict: ``alternative``, or
+    the suggestion where it differs from the label (none: nothing)."""
+    if alternative:
+        if not isinstance(alternative, str):
+            raise InputError("alternative must be a class name, got %r" % (alternative,))
+        same = [i for i in ids if given.get(i) == alternative]
+        if same:
+            raise InputError(
+                "The label of %s already is '%s': the alternative must be another class"
+                % (same[0], alternative)
+            )
+        return {i: alternative for i in ids}
+    if not suggestion_field or suggestion_field not in items.schema():
+        return {}
+    suggested = items.read(ids, ["suggestion"], suggestion_field)["suggestion"]
+    return {i: s for i, s in zip(ids, suggested)
+            if isinstance(s, str) and s and s != given.get(i)}
+
+
+def excluded_ids(collection, label_field="ground_truth", verdicts=("exclude",)):
+    """Ids of the items (samples, or objects of a patches view) whose
+    current review verdict is one of ``verdicts``."""
+    items = Items(collection, label_field)
+    if items.objects:
+        if "review_verdict" not in output_schema(items.view, label_field):
+            return set()
+        ids, values = items.view.values(["id", "%s.review_verdict" % label_field])
+        return {i for i, v in zip(ids, values) if v in verdicts}
+    if REVIEW_FIELD not in collection.get_field_schema():
+        return set()
+    ids, values = collection.values(["id", REVIEW_FIELD + ".verdict"])
+    return {i for i, v in zip(ids, values) if v in verdicts}
 
 
 def undo_verdicts(collection, steps=1):
@@ -442,11 +522,18 @@ class RecordLabelVerdict(ActionOperator):
         Param(
             "verdict", "correct", "Verdict",
             "correct: the label is right; suggestion: use the suggested label; "
-            "relabel: use the class below; skip: decide later",
+            "relabel: use the class below; skip: decide later; ambiguous: two "
+            "classes fit (label kept); exclude: no class fits (left out of "
+            "the clean export and of training)",
             choices=VERDICTS,
         ),
         Param("label_field", "ground_truth", "Label field", "The reviewed labels", kind="label"),
         Param("new_label", "", "Class (relabel)", "The right class, for verdict=relabel"),
+        Param(
+            "alternative", "", "Second class (ambiguous)",
+            "For verdict=ambiguous: the other plausible class (empty: the "
+            "suggestion, when it differs from the label)",
+        ),
         Param(
             "suggestion_field", "suggested_label", "Suggestion field",
             "Where the suggested label is (verdict=suggestion)", kind="suggestion",
@@ -478,6 +565,7 @@ class RecordLabelVerdict(ActionOperator):
                 view, ids, params["verdict"], params["label_field"],
                 new_label=params["new_label"] or None,
                 suggestion_field=params["suggestion_field"], mode=params["mode"],
+                alternative=params["alternative"] or None,
             )
             audits = update_audits(view)
             if params["mode"] == "audit" and audits:

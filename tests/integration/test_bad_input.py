@@ -56,6 +56,9 @@ THOUSAND_CLASS_PARAMS = {
 # Operators that combine other detectors' fields: what to run first.
 PREREQUISITES = {
     "compute_noise_score": [("compute_knn_disagreement", {"k": 5})],
+    "compute_label_issue_types": [
+        ("compute_label_quality", {"k": 5}), ("compute_noise_score", {}),
+    ],
 }
 
 # Detectors for which labels are optional (SCAN clusters unlabeled data):

@@ -46,8 +46,8 @@ def test_find_label_issues_with_brain_key(blob_dataset):
     ds.clone_sample_field("embeddings", "kept")
     ds.delete_sample_field("embeddings")  # only the index holds the vectors now
     summary = run_operator("find_label_issues", ds, brain_key="sim", embeddings_field="missing")
-    assert summary["steps"][-1]["step"] == "compute_noise_score"
-    assert len(summary["steps"]) == 5 and summary["num_flagged"] > 0
+    assert summary["steps"][-2]["step"] == "compute_noise_score"
+    assert len(summary["steps"]) == 6 and summary["num_flagged"] > 0
     assert ds.count("label_quality") == len(ds)
 
 

@@ -47,7 +47,7 @@ def test_find_label_issues_on_patches(objects):
     patches = ds.to_patches("ground_truth")
     n = len(patches)
     summary = run_operator("find_label_issues", patches, preset="fast")
-    assert [s["step"] for s in summary["steps"]] == list(FAST) + [CONSENSUS]
+    assert [s["step"] for s in summary["steps"]] == list(FAST) + [CONSENSUS, "compute_label_issue_types"]
     assert summary["num_samples"] == n
     for step in summary["steps"]:
         config = ds.get_run_info(step["run_key"]).config
@@ -66,7 +66,7 @@ def test_find_label_issues_on_patches(objects):
     # re-score from the verdicts (the fixture verifies some objects): label
     # quality re-fitted with them, then the consensus; no other detector
     again = run_operator("find_label_issues", patches, rescore=True)
-    assert [s["step"] for s in again["steps"]] == ["compute_label_quality", CONSENSUS]
+    assert [s["step"] for s in again["steps"]] == ["compute_label_quality", CONSENSUS, "compute_label_issue_types"]
     assert ds.get_run_info("label_quality").config.num_known > 0
 
 

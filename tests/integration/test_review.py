@@ -35,7 +35,7 @@ def test_find_label_issues_chain_and_rescore(noisy):
     ds = noisy
     summary = operator("find_label_issues")(ds)
     steps = [s["step"] for s in summary["steps"]]
-    assert steps[-1] == "compute_noise_score"
+    assert steps[-2:] == ["compute_noise_score", "compute_label_issue_types"]
     assert "compute_knn_disagreement" in steps and "compute_dupes" in steps
     assert "compute_corrected_labels" in steps
     # every step keeps its own run record and says where its time went
@@ -71,7 +71,7 @@ def test_find_label_issues_chain_and_rescore(noisy):
     picked = ids[:120]
     ds.set_values("label_verified", {i: not truth[i] for i in picked}, key_field="id")
     again = operator("find_label_issues")(ds, rescore=True)
-    assert [s["step"] for s in again["steps"]] == ["compute_label_quality", "compute_noise_score"]
+    assert [s["step"] for s in again["steps"]] == ["compute_label_quality", "compute_noise_score", "compute_label_issue_types"]
     assert ds.get_run_info("knn_disagreement").timestamp == before
     lq = ds.get_run_info("label_quality")
     assert lq.timestamp > lq_before and lq.config.num_known == 120

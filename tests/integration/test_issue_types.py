@@ -1,0 +1,224 @@
+"""Issue types (issue 30) through ``find_label_issues`` on the private
+database: samples and patches get ``label_ambiguity``, ``outlier_score``,
+``duplicate_group``, ``duplicate_conflict`` and ``label_issue``; the run
+records the overlapping class pairs and the evidence; planted outliers and
+conflicting copies are found."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import blobs, run_operator
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from test_objects import objects  # noqa: E402,F401  (fixture)
+
+FIELDS = ("label_ambiguity", "outlier_score", "duplicate_group", "duplicate_conflict", "label_issue")
+
+
+@pytest.fixture
+def planted(new_dataset, tmp_path):
+    """Blobs (4 classes x 60, 10% flipped) plus 8 far-away samples with
+    random labels and 6 copies of real samples under another label."""
+    import fiftyone as fo
+    from PIL import Image
+
+    x, y, noisy = blobs(num_classes=4, per_class=60, dim=16, noise_rate=0.1, seed=0)
+    rng = np.random.default_rng(3)
+    far = (rng.normal(size=(8, 16)) * 0.5 + 3.0).astype(np.float32)
+    src = rng.choice(len(y), 6, replace=False)
+    copies = x[src] + rng.normal(scale=1e-4, size=(6, 16)).astype(np.float32)
+    xs = np.vstack([x, far, copies])
+    labels = np.concatenate([noisy, rng.integers(0, 4, 8), (noisy[src] + 1) % 4])
+    kind = ["real"] * len(y) + ["outlier"] * 8 + ["copy"] * 6
+    path = str(tmp_path / "img.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    ds = new_dataset()
+    ds.add_samples([
+        fo.Sample(filepath=path, ground_truth=fo.Classification(label="class_%d" % labels[i]),
+                  embeddings=xs[i], kind=kind[i],
+                  source=int(src[i - len(y) - 8]) if kind[i] == "copy" else None)
+        for i in range(len(xs))
+    ])
+    return ds
+
+
+def test_find_label_issues_writes_issue_types(planted):
+    ds = planted
+    summary = run_operator("find_label_issues", ds, preset="custom",
+                           detectors="knn_disagreement,label_quality")
+    assert summary["steps"][-1]["step"] == "compute_label_issue_types"
+    for name in FIELDS:
+        assert ds.has_sample_field(name), name
+    kind, issue, outlier, group, conflict, amb = ds.values(
+        ["kind", "label_issue", "outlier_score", "duplicate_group", "duplicate_conflict",
+         "label_ambiguity"])
+    kind, issue = np.array(kind), np.array(issue)
+    outlier = np.array(outlier)
+    # planted outliers score highest and are typed as such
+    assert outlier[kind == "outlier"].min() > np.percentile(outlier[kind == "real"], 99)
+    assert (issue[kind == "outlier"] == "outlier").mean() >= 0.75
+    assert (issue[kind == "real"] == "outlier").mean() <= 0.02
+    # every planted copy is in its source's group, which conflicts
+    ids = ds.values("id")
+    rows = {sid: r for r, sid in enumerate(ids)}
+    sources = ds.match({"kind": "copy"}).values("source")
+    copies = [rows[i] for i in ds.match({"kind": "copy"}).values("id")]
+    for c, s in zip(copies, sources):
+        assert group[c] is not None and group[c] == group[s]
+        assert conflict[c] and issue[c] == "duplicate_conflict"
+    assert all(0.0 <= a <= 0.75 for a in amb)
+    # flagged samples are wrong or ambiguous (or a more specific type)
+    flagged = np.array(ds.values("noise_flagged"))
+    assert set(issue[flagged]) <= {"wrong", "ambiguous", "outlier", "duplicate_conflict"}
+    assert set(issue[~flagged]) <= {"", "outlier", "duplicate_conflict"}
+    # SDK summary and run results: counts, overlapping pairs, evidence
+    counts = summary["issue_types"]
+    assert counts["duplicate_conflict"] == int((issue == "duplicate_conflict").sum())
+    assert isinstance(summary["overlapping_classes"], list)
+    results = ds.load_run_results("issue_types")
+    assert results.counts == counts
+    evidence = {e["id"]: e for e in results.evidence}
+    assert len(evidence) == int((issue != "").sum())
+    one = evidence[ids[copies[0]]]
+    assert one["type"] == "duplicate_conflict" and one["duplicate_group"] == group[copies[0]]
+    for pair in results.overlapping_classes:
+        assert pair["text"].startswith("%s <-> %s: " % tuple(pair["classes"]))
+
+
+def test_issue_types_needs_label_quality_and_flags(planted):
+    from fiftyone.operators.executor import ExecutionError
+
+    run_operator("compute_knn_disagreement", planted, k=5)
+    with pytest.raises(ExecutionError, match="compute_label_quality"):
+        run_operator("compute_label_issue_types", planted)
+    assert not planted.has_sample_field("label_issue")
+
+
+def test_issue_types_on_patches(objects):
+    ds = objects(num_images=40, noise_rate=0.2)
+    patches = ds.to_patches("ground_truth")
+    summary = run_operator("find_label_issues", patches, preset="custom",
+                           detectors="knn_disagreement,label_quality")
+    assert summary["steps"][-1]["step"] == "compute_label_issue_types"
+    n = len(patches)
+    for name in ("label_ambiguity", "outlier_score", "duplicate_conflict", "label_issue"):
+        assert ds.count("ground_truth.detections." + name) == n, name
+        assert name not in ds.get_field_schema(), name
+    config = ds.get_run_info("issue_types").config
+    assert config.patches_field == "ground_truth"
+    assert set(summary["issue_types"]) == {"wrong", "ambiguous", "outlier", "duplicate_conflict"}
+
+
+# ------------------------------------------------ verdicts: ambiguous, exclude
+
+
+def _module(name):
+    from conftest import operator
+
+    return sys.modules[type(operator(name)).__module__]
+
+
+def _docs(ds, ids):
+    from bson import ObjectId
+
+    docs = {d["_id"]: d for d in ds._sample_collection.find({})}
+    return [docs[ObjectId(i)] for i in ids]
+
+
+def test_ambiguous_and_exclude_verdicts_undo_exactly(blob_dataset):
+    lnv = _module("record_label_verdict")
+    ds = blob_dataset(num_classes=4, per_class=30, noise_rate=0.15)
+    run_operator("compute_knn_disagreement", ds, k=5)
+    run_operator("compute_noise_score", ds)
+    ids = ds.values("id")
+    label = dict(zip(ids, ds.values("ground_truth.label")))
+    sug = dict(zip(ids, ds.values("suggested_label.label")))
+    with_sug = next(i for i in ids if sug[i] != label[i])
+    a, b = ids[0], ids[1] if ids[1] != with_sug else ids[2]
+    lnv.record_verdict(ds, [a], "correct")  # verified right first
+    before = _docs(ds, [a, b, with_sug])
+    other = next(c for c in sorted(set(label.values())) if c != label[a])
+    lnv.record_verdict(ds, [a], "ambiguous", alternative=other)
+    s = ds[a]
+    assert s.ground_truth.label == label[a]                 # the label stays
+    assert s.label_verified is None                         # neither right nor wrong
+    assert s.label_review.verdict == "ambiguous"
+    assert [c.label for c in s.label_alternatives.classifications] == [other]
+    # no alternative given: the suggestion, when it differs from the label
+    lnv.record_verdict(ds, [with_sug], "ambiguous")
+    assert ds[with_sug].label_alternatives.classifications[0].label == sug[with_sug]
+    lnv.record_verdict(ds, [b], "exclude")
+    assert ds[b].label_review.verdict == "exclude" and ds[b].ground_truth.label == label[b]
+    assert lnv.excluded_ids(ds) == {b}
+    with pytest.raises(lnv.InputError, match="alternative must be another class"):
+        lnv.record_verdict(ds, [a], "ambiguous", alternative=label[a])
+    undone = lnv.undo_verdicts(ds, 3)
+    assert undone["verdicts"] == ["exclude", "ambiguous", "ambiguous"]
+    after = _docs(ds, [a, b, with_sug])
+    for x, y in zip(before, after):
+        for key in ("ground_truth", "label_verified", "label_review"):
+            assert x.get(key) == y.get(key), key
+        assert y.get("label_alternatives") is None
+    assert ds[a].label_verified is True and ds[a].label_review.verdict == "correct"
+
+
+def test_audit_reports_each_type_with_interval(blob_dataset):
+    from methods.audit import wilson_interval
+
+    lnv = _module("record_label_verdict")
+    audit = _module("start_label_audit")
+    ds = blob_dataset(num_classes=4, per_class=30, noise_rate=0.15)
+    run_operator("start_label_audit", ds, size=20, seed=1)
+    ids = list(ds.load_run_results("label_audit", cache=False).sample_ids)
+    plan = ["correct"] * 12 + ["ambiguous"] * 4 + ["exclude"] * 2 + ["skip"] * 2
+    for sid, verdict in zip(ids, plan):
+        lnv.record_verdict(ds, [sid], verdict, mode="audit")
+    est = audit.update_audit(ds, "label_audit")["estimate"]
+    types = est["types"]
+    assert types["right"]["count"] == 12 and types["ambiguous"]["count"] == 4
+    assert types["exclude"]["count"] == 2 and types["wrong"]["count"] == 0
+    assert types["ambiguous"]["n"] == 18  # skipped items are left out
+    assert (types["ambiguous"]["low"], types["ambiguous"]["high"]) == pytest.approx(
+        wilson_interval(4, 18))
+    assert est["n"] == 12  # the wrong-label rate: right/wrong verdicts only
+    from operators.panel_review import audit_summary
+    text = audit_summary(est)
+    assert "ambiguous (two classes fit)" in text and "no class fits" in text
+
+
+def test_export_and_rescore_use_the_verdicts(blob_dataset, tmp_path):
+    import json
+
+    lnv = _module("record_label_verdict")
+    ds = blob_dataset(num_classes=4, per_class=30, noise_rate=0.15)
+    run_operator("find_label_issues", ds, preset="custom", detectors="knn_disagreement,label_quality")
+    ids = ds.values("id")
+    lnv.record_verdict(ds, ids[:3], "ambiguous")
+    lnv.record_verdict(ds, ids[3:5], "exclude")
+    ds.select(ids[:10]).tag_samples("noisy")
+    out = run_operator("export_curated_dataset", ds, export_dir=str(tmp_path / "out"))
+    assert out["num_ambiguous"] == 3 and out["num_excluded"] == 2
+    assert out["num_clean"] + out["num_dirty"] == len(ds) - 5
+    assert out["num_dirty"] == 5  # tagged, minus the 5 marked ones
+    manifest = json.load(open(tmp_path / "out" / "curation.json"))
+    exported = {s: {r["id"] for r in v["files"]} for s, v in manifest["splits"].items()}
+    assert exported["excluded"] == set(ids[3:5]) and exported["ambiguous"] == set(ids[:3])
+    assert not (exported["clean"] | exported["dirty"]) & set(ids[:5])
+    # re-score: excluded samples are never trained on (known = wrong), the
+    # ambiguous ones neither right nor wrong
+    lq = sys.modules[type(_operator("compute_label_quality")).__module__]
+    known = lq.human_verdicts(ds, ids, "label_verified", "ground_truth")
+    assert known[3] == known[4] == 1 and known[0] == known[1] == known[2] == -1
+    again = run_operator("find_label_issues", ds, rescore=True)
+    assert [s["step"] for s in again["steps"]][0] == "compute_label_quality"
+    assert ds.get_run_info("label_quality").config.num_known == 2
+
+
+def _operator(name):
+    from conftest import operator
+
+    return operator(name)
