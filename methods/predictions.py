@@ -63,7 +63,10 @@ class probabilities whose columns are the *label* classes.
    agreement does not depend on what the features say; an out-of-sample
    model sees the same images and agrees much less often there (on
    CIFAR-10N ``worst``: 0.12-0.15 of its agreement elsewhere for the five
-   networks, 1.0 for a memorising forest). Flagged predictions are
+   networks, 1.0 for a memorising forest). A reference that agrees with
+   the given labels hardly more often than the largest class's share
+   (:data:`MIN_REFERENCE_GAIN`) has no meaningful suspects: no verdict
+   then (``in_sample`` None, said so). Flagged predictions are
    kept out of the pool (and reported in the summary, the run record and
    the App).
 
@@ -77,6 +80,9 @@ IN_SAMPLE_MARGIN = 0.05
 #: a memoriser agrees with the given labels on the reference's most suspicious
 #: samples nearly as often as elsewhere; an out-of-sample model, much less often
 SUSPECT_RATIO = 0.9
+#: agreement with the given labels the reference needs above the largest
+#: class's share before its suspects mean anything (else: no verdict)
+MIN_REFERENCE_GAIN = 0.1
 #: probability given to a label class the model does not know (before renormalising)
 UNKNOWN_CLASS_FLOOR = 1e-3
 
@@ -237,10 +243,19 @@ def in_sample_check(probabilities, labels, reference=None, margin=IN_SAMPLE_MARG
     on_suspects = float(agree[top & informative].mean()) if (top & informative).any() else 0.0
     elsewhere = float(agree[~top & informative].mean()) if (~top & informative).any() else 0.0
     ratio = on_suspects / max(elsewhere, 1e-12)
+    ref_agreement = float((ref.argmax(axis=1) == labels).mean())
+    chance = float(np.bincount(labels).max() / len(labels))
     in_sample = bool(agreement > bound and ratio >= SUSPECT_RATIO)
+    if ref_agreement < chance + MIN_REFERENCE_GAIN:  # its suspects are noise: no verdict
+        out.update(noise_rate_low=low, reference_agreement=ref_agreement, in_sample=None,
+                   message="agrees with %.1f%% of the given labels; the plugin's own "
+                   "out-of-sample probabilities agree with only %.1f%% (the largest class "
+                   "alone: %.1f%%), too weak to tell whether these predictions are in-sample"
+                   % (100 * agreement, 100 * ref_agreement, 100 * chance))
+        return out
     out.update(
         noise_rate_low=low, bound=bound, in_sample=in_sample,
-        reference_agreement=float((ref.argmax(axis=1) == labels).mean()),
+        reference_agreement=ref_agreement,
         agreement_on_suspects=on_suspects, agreement_elsewhere=elsewhere,
     )
     if in_sample:

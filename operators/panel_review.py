@@ -107,6 +107,9 @@ def card(items, item_id, queue):
         given=got["given"][0], original=got["original"][0], score=None,
         suggestion=None, confidence=None, detectors=detector_line(items, item_id, got["given"][0], score_field),
     )
+    models = model_line(items, item_id, score_field, queue.get("classes"))
+    if models:
+        out["detectors"] = " · ".join(p for p in (out["detectors"], models) if p)
     if score_field and score_field in schema:
         out["score"] = read_outputs(one, lf, [score_field])[score_field][0]
     if sugg and sugg in schema:
@@ -157,6 +160,31 @@ def detector_line(items, item_id, given, score_field="noise_score"):
         text = "%s %s" % (title, _fmt(value))
         if said is not None:
             text += " ✓" if said == given else " ✗ %s" % said
+        parts.append(text)
+    return " · ".join(parts)
+
+
+def model_line(items, item_id, score_field="noise_score", classes=None):
+    """The model predictions (``pred_field``) the consensus used: each
+    field's class and probability for this item, e.g. ``model resnet18:
+    cat 0.93``; in-sample predictions are marked."""
+    from .predictions import model_classes_of
+
+    _, config = consensus_run(items.view, score_field or "noise_score")
+    report = dict(getattr(config, "predictions", None) or {}) if config is not None else {}
+    schema = output_schema(items.view, items.label_field)
+    names = [n for n in report if n in schema]
+    if not names:
+        return ""
+    values = read_outputs(items.select([item_id]), items.label_field, names)
+    dataset = items.view._root_dataset
+    parts = []
+    for name in names:
+        order = (dataset.classes or {}).get(name) or dataset.default_classes or classes
+        label, prob = model_classes_of(values[name][0], order)
+        text = "model %s: %s %s" % (name, label if label is not None else "–", _fmt(prob))
+        if report[name].get("in_sample"):
+            text += " (in-sample: not used)"
         parts.append(text)
     return " · ".join(parts)
 

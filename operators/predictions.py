@@ -73,11 +73,21 @@ def prediction_fields(view, label_field="ground_truth"):
     view, the objects' attributes of those types too)."""
     schema = _schema(view, label_field)
     out = []
+    width = None  # a vector field qualifies when its width is the number of classes
     for name, f in schema.items():
         if name == label_field or name.startswith("_") or "." in name:
             continue
-        if _kind(f) is not None and name not in _OWN_FIELDS:
-            out.append(name)
+        kind = _kind(f)
+        if kind is None or name in _OWN_FIELDS or name.endswith("_original"):
+            continue
+        if kind == "vector":
+            if width is None:
+                width = len(view.distinct(label_field + ".label"))
+            first = view.exists(_path(view, label_field, name)).limit(1).values(
+                _path(view, label_field, name))
+            if not first or np.asarray(first[0]).size != width:
+                continue
+        out.append(name)
     return sorted(out)
 
 

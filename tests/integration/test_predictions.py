@@ -244,3 +244,30 @@ def test_unknown_parameters_are_refused_everywhere(labelled):
     # what the App sends besides the form's own names passes
     run_operator("compute_knn_disagreement", ds, k=3, delegate=False, view_target="DATASET",
                  found=None)
+
+
+def test_review_card_and_form_show_the_model(labelled):
+    import importlib
+
+    # the plugin's own package (its modules import ``..methods`` relatively)
+    package = sys.modules[type(operator("compute_noise_score")).__module__].__package__
+    pr = importlib.import_module(package + ".panel_review")
+    prediction_fields = importlib.import_module(package + ".predictions").prediction_fields
+
+    ds, y, noisy = labelled(per_class=20)
+    run_operator("compute_knn_disagreement", ds, k=5)
+    z = _strong_logits(y, noisy, seed=6)
+    _set_logits(ds, "predictions", z, confidence=False)  # the card uses the logits
+    ds.classes["predictions"] = NAMES
+    ds.set_values("probs", list(np.exp(z) / np.exp(z).sum(1, keepdims=True)))
+    ds.save()
+    assert prediction_fields(ds) == ["predictions", "probs"]  # not embeddings (width 16)
+    run_operator("compute_noise_score", ds, pred_field="predictions,probs")
+    ids = ds.values("id")[:3]
+    queue = pr.start_session(ds, "ground_truth", ids)
+    items = pr.session_items(ds, queue)
+    shown = pr.card(items, ids[0], queue)["detectors"]
+    j = int(z[0].argmax())
+    p = np.exp(z[0] - z[0].max()) / np.exp(z[0] - z[0].max()).sum()
+    assert "model predictions: %s %.2f" % (NAMES[j], p[j]) in shown, shown
+    assert "model probs: %s %.2f" % (NAMES[j], p[j]) in shown, shown
