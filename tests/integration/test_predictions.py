@@ -271,3 +271,20 @@ def test_review_card_and_form_show_the_model(labelled):
     p = np.exp(z[0] - z[0].max()) / np.exp(z[0] - z[0].max()).sum()
     assert "model predictions: %s %.2f" % (NAMES[j], p[j]) in shown, shown
     assert "model probs: %s %.2f" % (NAMES[j], p[j]) in shown, shown
+
+
+def test_kfold_script_writes_out_of_sample_predictions(labelled):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "scripts", "kfold_predictions.py")
+    spec = importlib.util.spec_from_file_location("kfold_predictions", path)
+    kfold = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kfold)
+    ds, y, noisy = labelled(per_class=40)
+    kfold.main([ds.name, "--pred-field", "kfold", "--folds", "3"])
+    assert ds.classes["kfold"] == NAMES
+    run_operator("compute_knn_disagreement", ds, k=5)
+    summary = run_operator("compute_noise_score", ds, pred_field="kfold")
+    assert summary["predictions"]["kfold"]["in_sample"] is False
+    assert summary["predictions"]["kfold"]["form"] == "logits"
