@@ -247,7 +247,7 @@ class ComputeEmbeddings(foo.Operator):
         inputs.view_target(ctx)
         for param in self.params:
             if param.name == "model":
-                model_input(inputs, param)
+                model_input(ctx, inputs, param)
             else:
                 param.add_to(inputs, ctx)
         delegation_input(inputs)
@@ -334,14 +334,23 @@ class ComputeEmbeddings(foo.Operator):
             _OBJECTS.pop(key, None)
 
 
-def model_input(inputs, param, default=None):
-    """The model as a dropdown of :func:`model_choices`; a string property,
-    so the SDK may name any zoo model (custom ones too)."""
+def model_input(ctx, inputs, param, default=None, first=(), label="%s"):
+    """The model as a dropdown: ``first`` (``(value, label, shown)`` choices),
+    then :func:`model_choices` (``label`` formats theirs), plus the name the
+    call passed when it is another one (so the SDK may name any zoo model)."""
     dropdown = types.DropdownView()
-    for name in model_choices():
-        dropdown.add_choice(name, label=name)
-    inputs.str(
-        param.name, default=default or param.default, required=False,
+    taken = set()
+    for value, text, shown in first:
+        dropdown.add_choice(value, label=text, include=shown)
+        taken.add(value)
+    names = [n for n in model_choices() if n not in taken]
+    passed = (ctx.params or {}).get(param.name) if ctx is not None else None
+    if isinstance(passed, str) and passed and passed not in taken and passed not in names:
+        names.append(passed)
+    for name in names:
+        dropdown.add_choice(name, label=label % name)
+    inputs.enum(
+        param.name, dropdown.values(), default=default or param.default, required=False,
         label=param.label, description=param.description, view=dropdown,
     )
 

@@ -262,7 +262,7 @@ def test_find_label_issues_form_model_and_patches(noisy, new_dataset):
     bare.add_samples([fo.Sample(filepath="/x/%d.png" % i, ground_truth=fo.Classification(label="a"))
                       for i in range(3)])
     p = props(bare)
-    assert p["model"]["default"] == "resnet18" and "weights" in p
+    assert p["model"]["default"] == "clip-vit-base32-torch" and "weights" in p  # the zoo's CLIP
     assert p["embeddings_field"]["view"]["name"] != "DropdownView"  # free text: a new name
     assert p["embeddings_field"]["default"] == "embeddings"
     # a patches view: the patches field and the objects' embeddings preselected

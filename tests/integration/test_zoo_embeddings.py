@@ -167,3 +167,14 @@ def test_old_backbone_names_are_zoo_aliases_or_local_weights(zoo, new_dataset, t
     summary = operator("compute_embeddings")(ds, weights=str(state), embeddings_field="local")
     assert summary["num_embedded"] == 3 and summary["dim"] == 512
     assert summary["model"].startswith("resnet18 (torchvision")
+
+
+def test_find_label_issues_computes_missing_embeddings_with_a_zoo_model(zoo, new_dataset, tmp_path):
+    ds, _ = _images(new_dataset, tmp_path, n=12, broken=False)
+    summary = operator("find_label_issues")(ds, model=MODEL, detectors="knn_disagreement",
+                                            embeddings_field="zoo_emb")
+    assert [s["step"] for s in summary["steps"]][:2] == [
+        "compute_embeddings", "compute_knn_disagreement"]
+    assert ds.count("zoo_emb") == 12 and ds.count("knn_disagreement") == 12
+    expected = ds.compute_embeddings(zoo())
+    np.testing.assert_allclose(np.stack(ds.values("zoo_emb")), expected, rtol=1e-5, atol=1e-5)
