@@ -29,6 +29,8 @@ SET_LABELS = {
     "cifar10-uniform-3": "unif 3%", "cifar10-pair-1": "pair 1%", "cifar10-pair-3": "pair 3%",
     "fmnist-uniform-20": "fm unif 20", "fmnist-uniform-40": "fm unif 40",
     "fmnist-asym-20": "fm asym 20", "fmnist-asym-40": "fm asym 40",
+    "cifar10n-unanimous": "unanimous", "cifar10n-unanimous-10k": "unan 10k",
+    "cifar10n-unanimous-5k": "unan 5k", "cifar10-uniform-1-10k": "unif 1% 10k",
 }
 
 

@@ -27,8 +27,18 @@ labels and, optionally, human verdicts. Steps:
    likely a label error than one the labels never make, and a class whose
    labels are rarely wrong needs stronger evidence. When the anchors show
    no class structure (a Monte Carlo G-test of uniform noise,
-   :func:`methods.confident_learning.uniform_noise_test`), ``T`` is the
+   :func:`methods.confident_learning.uniform_noise_test`), or a structure
+   that does not replicate in the more confident half of the anchors (the
+   classifier's own confusion, not the labelling process), ``T`` is the
    uniform-noise matrix and the posterior ranks as the self-confidence.
+   A transition learnt from the classifier's confusion ranks worse than
+   the self-confidence (CIFAR-10, 10,000 images, 1% uniform noise: AUROC
+   0.963 vs 0.971 before this check; a real test set of the same size lost
+   0.715 vs 0.782), while true class-pair noise keeps the posterior's gain
+   (3% pair noise on 50,000: 0.940 vs 0.912). The held-out likelihood of
+   the given labels does not tell the two apart: it prefers the anchors'
+   transition in both cases, because the classifier's confusion is real
+   disagreement between images and their labels.
    (``ranking="self_confidence"`` ranks by ``1 - p̂_ỹ(x)`` alone.) Then
    calibrated:
 
@@ -342,8 +352,10 @@ def estimate_label_noise(
         anchors=model_rates["anchors"],
         anchors_per_class={names[i]: float(anchors["per_class"][i]) for i in range(k)},
         uniform_noise_p_value=anchors.get("uniform_p_value"),
-        transition="uniform noise (no class structure found in the anchors)"
-        if anchors.get("uniform") else "class-conditional (anchors)",
+        uniform_noise_p_value_top=anchors.get("uniform_p_value_top"),
+        num_anchors=anchors.get("num_anchors"),
+        transition="uniform noise (no class structure that replicates in the anchors' "
+        "more confident half)" if anchors.get("uniform") else "class-conditional (anchors)",
         calibration=calibration,
         num_samples=n,
     )
