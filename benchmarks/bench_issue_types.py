@@ -48,6 +48,62 @@ import numpy as np
 import common
 
 CACHE = os.path.join("/tmp", "label_noise_bench_issue_types")
+#: the backbones of the planted sets: name -> features averaged with the mirror image
+BACKBONES = {
+    "resnet18 random weights": False,
+    "resnet18 random weights, mean with mirror image": True,
+}
+SECTION_TITLE = "## Issue types: outliers, conflicting duplicates, ambiguity (`bench_issue_types.py`)"
+
+
+def section(data):
+    """The BENCHMARKS.md section of ``results/issue_types.json``."""
+    cfg = data["config"]
+    rows = []
+    for name, found in data["planted"].items():
+        o, d = found["outliers"], found["duplicates"]
+        rows.append({
+            "embedding": name,
+            "outlier AUROC": o["auroc"],
+            "planted outliers marked": "%.1f%%" % (100 * o["planted_marked"]),
+            "real images marked outlier": "%.2f%%" % (100 * o["real_marked"]),
+            "planted copies found": "%.1f%%" % (100 * d["found"]),
+            "flip / crop / jpeg": " / ".join("%.0f%%" % (100 * d["found_by_kind"][k]) for k in ("flip", "crop", "jpeg")),
+            "groups among real": d["groups_among_real"],
+            "conflicting among real": d["conflicting_groups_among_real"],
+        })
+    lines = [
+        SECTION_TITLE, "",
+        "%s CIFAR-10 train images (random, original labels) + %d Fashion-MNIST images (RGB, random "
+        "CIFAR labels) + %d copies of real images (flipped, cropped 28/32 and resized, or JPEG q40; "
+        "a third each) under another label. Targets (issue #30): outlier AUROC >= 0.95; >= 80%% of "
+        "planted outliers and <= 1%% of real images marked `outlier` (`outlier_score` > 3); >= 95%% "
+        "of planted copies in a conflicting group with their source; no false group among the real "
+        "images (contact sheet: `benchmarks/results/issue_types_groups*.png`). Embeddings: "
+        "torchvision resnet18 with random weights (seed 0; no pretrained network can be downloaded "
+        "here and the shared MobileNetV2 features exist only for the CIFAR images), 64x64 input, "
+        "512-d; the second row averages each image's features with its mirror image's. Run %s."
+        % ("{:,}".format(cfg["real"]), cfg["outliers"], cfg["duplicates"], data["machine"]["date"]),
+        "", common.markdown_table(rows), "",
+    ]
+    amb = data.get("ambiguity")
+    if amb:
+        rows = [{
+            "given labels": given,
+            "images": v["num_samples"],
+            "annotators disagree": "%.1f%%" % (100 * v["disagree_share"]),
+            "AUROC label_ambiguity": v["auroc_label_ambiguity"],
+            "AUROC entropy of p": v["auroc_entropy"],
+            "AUROC Gini of p alone": v["auroc_gini_probabilities_only"],
+        } for given, v in amb.items()]
+        lines += [
+            "Ambiguity vs human disagreement: CIFAR-10N, all 50,000 train images, \"disagree\" = the "
+            "three independent annotations `random1..3` are not all equal. Out-of-sample "
+            "probabilities `p` (`methods.out_of_sample`, defaults) on the shared MobileNetV2 "
+            "embeddings, fitted to the given labels of each row. Target: `label_ambiguity` above "
+            "the entropy of `p`.", "", common.markdown_table(rows), "",
+        ]
+    return "\n".join(lines)
 
 
 def _cifar_images(indices):
@@ -95,8 +151,10 @@ def _transformed(image, kind, rng):
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
-def random_resnet_embeddings(images, batch_size=256):
-    """Pooled 512-d features of a random-weight resnet18 (seed 0), 64x64 input."""
+def random_resnet_embeddings(images, batch_size=256, mirror=False):
+    """Pooled 512-d features of a random-weight resnet18 (seed 0), 64x64
+    input; ``mirror``: the mean of the features of the image and of its
+    left-right mirror image (a flip-invariant embedding)."""
     import torch
     import torchvision
 
@@ -111,14 +169,18 @@ def random_resnet_embeddings(images, batch_size=256):
         for start in range(0, len(images), batch_size):
             batch = np.stack([np.asarray(im.resize((64, 64)), dtype=np.float32) / 255 for im in images[start:start + batch_size]])
             t = (torch.from_numpy(batch).permute(0, 3, 1, 2) - mean) / std
-            out.append(model(t).numpy())
+            f = model(t)
+            if mirror:
+                f = (f + model(torch.flip(t, dims=[3]))) / 2
+            out.append(f.numpy())
     return np.concatenate(out)
 
 
-def planted_set(num_real, num_outliers, num_duplicates, seed=0):
+def planted_set(num_real, num_outliers, num_duplicates, seed=0, mirror=False):
     """Images, labels and what was planted (cached under /tmp)."""
     os.makedirs(CACHE, exist_ok=True)
-    path = os.path.join(CACHE, "planted_%d_%d_%d_%d.npz" % (num_real, num_outliers, num_duplicates, seed))
+    path = os.path.join(CACHE, "planted_%d_%d_%d_%d%s.npz" % (
+        num_real, num_outliers, num_duplicates, seed, "_mirror" if mirror else ""))
     rng = np.random.default_rng(seed)
     real_index = np.sort(rng.choice(50000, num_real, replace=False))
     if os.path.exists(path):
@@ -131,7 +193,7 @@ def planted_set(num_real, num_outliers, num_duplicates, seed=0):
     copies = [_transformed(images[s], kind, rng) for s, kind in zip(sources, kinds)]
     dup_labels = (labels[sources] + rng.integers(1, 10, num_duplicates)) % 10
     all_images = images + outliers + copies
-    x = random_resnet_embeddings(all_images)
+    x = random_resnet_embeddings(all_images, mirror=mirror)
     thumbs = np.stack([np.asarray(im, dtype=np.uint8) for im in all_images])
     data = dict(
         x=x, thumbs=thumbs,
@@ -145,7 +207,7 @@ def planted_set(num_real, num_outliers, num_duplicates, seed=0):
     return data
 
 
-def measure_planted(data):
+def measure_planted(data, sheet_name="issue_types_groups.png"):
     from sklearn.metrics import roc_auc_score
 
     from methods.near_duplicates import near_duplicate_groups
@@ -184,11 +246,11 @@ def measure_planted(data):
         conflicting_groups_among_real=len(real_conflicting),
         seconds=round(t_dup.seconds, 2),
     )
-    sheet = _contact_sheet(data, group, real_groups, planted_groups)
+    sheet = _contact_sheet(data, group, real_groups, planted_groups, name=sheet_name)
     return dict(outliers=outliers, duplicates=duplicates, contact_sheet=sheet)
 
 
-def _contact_sheet(data, group, real_groups, planted_groups, max_groups=50):
+def _contact_sheet(data, group, real_groups, planted_groups, max_groups=50, name="issue_types_groups.png"):
     """Real-image groups (all, up to ``max_groups``) then 10 planted ones,
     one row per group: thumbnails with their labels' colours."""
     from PIL import Image, ImageDraw
@@ -211,7 +273,7 @@ def _contact_sheet(data, group, real_groups, planted_groups, max_groups=50):
         for c, m in enumerate(members):
             sheet.paste(Image.fromarray(data["thumbs"][m]), (80 + c * cell, r * cell + 2))
             draw.text((80 + c * cell, r * cell + 32), str(data["classes"][data["labels"][m]])[:6], fill="red")
-    path = os.path.join(common.RESULTS, "issue_types_groups.png")
+    path = os.path.join(common.RESULTS, name)
     sheet.save(path)
     return os.path.relpath(path, common.REPO)
 
@@ -257,13 +319,15 @@ def main():
     parser.add_argument("--skip-ambiguity", action="store_true")
     args = parser.parse_args()
     real = 2000 if args.quick else args.real
-    with common.Timer() as t:
-        data = planted_set(real, args.outliers, args.duplicates)
-    result = dict(config=dict(real=real, outliers=args.outliers, duplicates=args.duplicates,
-                              backbone="resnet18, random weights (seed 0), 64x64 input"),
-                  seconds_data=round(t.seconds, 1))
-    result.update(measure_planted(data))
-    print(result["outliers"], result["duplicates"], flush=True)
+    result = dict(config=dict(real=real, outliers=args.outliers, duplicates=args.duplicates),
+                  planted={})
+    for name, mirror in BACKBONES.items():
+        with common.Timer() as t:
+            data = planted_set(real, args.outliers, args.duplicates, mirror=mirror)
+        found = measure_planted(data, "issue_types_groups%s.png" % ("_mirror" if mirror else ""))
+        found["seconds_data"] = round(t.seconds, 1)
+        result["planted"][name] = found
+        print(name, found["outliers"], found["duplicates"], flush=True)
     if not args.skip_ambiguity:
         result["ambiguity"] = measure_ambiguity(limit=10000 if args.quick else None)
     path = common.save("issue_types_quick" if args.quick else "issue_types", result)

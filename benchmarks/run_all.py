@@ -52,12 +52,12 @@ def main():
     if args.quick:
         jobs = [("bench_suite.py", ["--quick"]), ("bench_scaling.py", ["--quick"])]
     else:
-        main_jobs = [("bench_suite.py", []), ("bench_scaling.py", []), ("bench_objects.py", [])]
+        main_jobs = [("bench_suite.py", []), ("bench_scaling.py", []), ("bench_objects.py", []), ("bench_issue_types.py", [])]
         scale_jobs = [("bench_scale.py", []), ("bench_neighbours.py", []), ("bench_io.py", [])]
         method_jobs = [
             (os.path.basename(p), []) for p in sorted(glob.glob(os.path.join(HERE, "bench_*.py")))
             if os.path.basename(p) not in ("bench_suite.py", "bench_scaling.py", "bench_scale.py",
-                                           "bench_objects.py", "bench_neighbours.py", "bench_io.py")
+                                           "bench_objects.py", "bench_neighbours.py", "bench_io.py", "bench_issue_types.py")
         ]
         if args.all:
             jobs = main_jobs + scale_jobs + method_jobs
@@ -153,12 +153,17 @@ def write_report():
         from bench_review import SECTION_TITLE as REVIEW_TITLE, section as review_section
 
         lines += [REVIEW_TITLE, "", review_section(review), ""]
+    issue_types = _load("issue_types")
+    if issue_types:
+        from bench_issue_types import section as issue_types_section
+
+        lines += [issue_types_section(issue_types), ""]
     lines += ["## Per-method benchmarks", "",
               "Each method's own script (`benchmarks/bench_<method>.py`); see the method's page "
               "in `docs/` for what every column means.", ""]
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
-        if (name.startswith(("suite", "scaling", "objects", "review", "scale", "neighbours"))
+        if (name.startswith(("suite", "scaling", "objects", "review", "scale", "neighbours", "issue_types"))
                 or name in ("io",) or name.endswith("_quick")):
             continue
         data = json.load(open(path))

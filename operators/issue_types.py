@@ -118,7 +118,8 @@ class ComputeIssueTypes(DetectorOperator):
         out = outlier_score(inputs.embeddings, y, num_classes=len(classes))
         progress(0.6, "near-duplicates")
         info = {}
-        neighbours = cosine_neighbours(inputs.embeddings, K, seed=params["seed"], info=info)
+        # the chain's shared graph (same call as kNN disagreement: one search)
+        neighbours = cosine_neighbours(inputs.embeddings, K, info=info)
         groups = near_duplicate_groups(
             inputs.embeddings, y, neighbours=neighbours,
             threshold=float(params["duplicate_threshold"]),
@@ -205,20 +206,29 @@ def overlapping_pairs(dataset, patches_field=None, top=5):
     return list(lnr.load_results(dataset, key).get("overlapping_classes") or [])[:top]
 
 
-def chain_step(dataset, steps, common, prefix, get_operator, step_params):
+def chain_step(view, steps, common, prefix, get_operator, step_params):
     """The issue-types step ``find_label_issues`` appends after the consensus:
     ``((name, operator, params) or None, note or None)``. Skipped (with a
     note) when the operator is missing, the consensus writes no flag, or
-    no label-quality probabilities will exist."""
+    no label-quality probabilities of this level (images or objects) will
+    exist."""
     op = get_operator(ComputeIssueTypes.name)
     if op is None:
         return None, "Issue types skipped: operator %s is not available" % ComputeIssueTypes.name
+    dataset = view._root_dataset
+    patches = common.get("label_field") if is_patches(view) else None
     consensus = steps[-1][2]
     flag = consensus.get("flag_field", "noise_flagged")
     quality = prefix + "label_quality"
+
+    def same_level_quality(key):
+        config = dataset.get_run_info(key).config
+        return (getattr(config, "method", None) == "label_quality"
+                and (getattr(config, "patches_field", None) or None) == patches
+                and (getattr(config, "params", None) or {}).get("output_field") == quality)
+
     has_quality = any(name == "compute_label_quality" for name, _, _ in steps) or any(
-        getattr(dataset.get_run_info(k).config, "method", None) == "label_quality"
-        for k in lnr.plugin_runs(dataset)
+        same_level_quality(k) for k in lnr.plugin_runs(dataset)
     )
     if not flag or not has_quality:
         return None, (

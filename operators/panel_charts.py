@@ -217,3 +217,24 @@ def threshold_shape(threshold):
         "type": "line", "x0": threshold, "x1": threshold, "yref": "paper", "y0": 0, "y1": 1,
         "line": {"color": "#d62728", "width": 2, "dash": "dash"},
     }]
+
+
+def issue_overview(dataset, patches_field=None, top=5):
+    """Markdown beside the heatmap: the newest issue-types run's counts
+    (``label_issue``) and its overlapping class pairs ("cat <-> dog: 3.1%
+    of their samples could be either"); "" before any such run."""
+    from .issue_types import latest_issue_run, overlapping_pairs
+
+    key = latest_issue_run(dataset, patches_field)
+    if key is None:
+        return ""
+    counts = dict(getattr(dataset.get_run_info(key).config, "counts", None) or {})
+    lines = []
+    if counts:
+        lines.append("**Issue types** (`label_issue`): " + " · ".join(
+            "%d %s" % (n, name.replace("_", " ")) for name, n in counts.items()))
+    pairs = overlapping_pairs(dataset, patches_field, top=top)
+    if pairs:
+        lines.append("**Overlapping classes** (from the estimated joint of given and true labels):")
+        lines += ["- " + p["text"] for p in pairs]
+    return "\n\n".join(lines[:1]) + ("\n\n" + "\n".join(lines[1:]) if len(lines) > 1 else "")

@@ -102,6 +102,9 @@ def _overview(p, ctx, panel, base, lf):
         if state.pair:
             panel.md("Grid: the **%d** flagged items given `%s`, suggested `%s`" % (
                 state.pair[2], state.pair[0], state.pair[1]), name="pair_note")
+    issues = charts.issue_overview(ctx.dataset, lf if lnv.is_patches(base) else None)
+    if issues:
+        panel.md(issues, name="issue_types")
     if titles.get("class_rates"):
         panel.plot(
             "class_rates",

@@ -46,7 +46,6 @@ from . import data as lnd
 from . import runs as lnr
 from .objects import is_patches
 from .review import excluded_ids
-from .embeddings import DEFAULT_MODEL, model_input
 from .common import (
     ActionOperator,
     Param,
@@ -87,6 +86,7 @@ OUTPUT_PARAMS = (
     "output_field", "suggestion_field", "flag_field", "changed_field",
     "confidence_field", "noise_field",
 )
+MODELS = ("resnet18", "resnet50", "mobilenet_v3_large")
 #: the form's "no model" choice (the SDK's default is "")
 NO_MODEL = "none"
 MIN_VALIDATED_PER_CLASS = 50
@@ -321,9 +321,8 @@ class FindLabelIssues(ActionOperator):
         ),
         Param(
             "model", "", "Model (when the embeddings field is missing)",
-            "FiftyOne zoo model for compute_embeddings (any of "
-            "foz.list_zoo_models(tags='embeddings'), or resnet18/resnet50/"
-            "mobilenet_v3_large with local weights)",
+            "torchvision backbone for compute_embeddings",
+            choices=("", NO_MODEL) + MODELS,
         ),
         Param(
             "weights", "DEFAULT", "Model weights",
@@ -409,12 +408,15 @@ class FindLabelIssues(ActionOperator):
         when the target has no vector field)."""
         collection = getattr(ctx, "view", None) or ctx.dataset
         vectors = lnd.vector_fields(collection) if collection is not None else []
-        default_model = NO_MODEL if vectors else DEFAULT_MODEL
-        model_input(  # any FiftyOne zoo model with embeddings (operators/embeddings.py)
-            ctx, inputs, model_param, default=default_model,
-            first=[(NO_MODEL, "none: use an existing embeddings field", True),
-                   ("", "none", False)],  # "": the SDK's default
-            label="%s (computes the embeddings field)",
+        default_model = NO_MODEL if vectors else MODELS[0]
+        dropdown = types.DropdownView()
+        dropdown.add_choice(NO_MODEL, label="none: use an existing embeddings field")
+        dropdown.add_choice("", label="none", include=False)  # the SDK's default
+        for name in MODELS:
+            dropdown.add_choice(name, label="%s (computes the embeddings field)" % name)
+        inputs.enum(
+            "model", dropdown.values(), default=default_model, required=False,
+            label=model_param.label, description=model_param.description, view=dropdown,
         )
         model = (ctx.params or {}).get("model", default_model)
         model = "" if model == NO_MODEL else model
@@ -509,7 +511,7 @@ class FindLabelIssues(ActionOperator):
         if len([s for s in steps if s[0] != "compute_embeddings"]) == 1 and not params["rescore"]:
             raise lnd.InputError("No detector of the preset is available: %s" % "; ".join(notes))
         consensus_params = steps[-1][2]
-        issue_step, note = issue_types.chain_step(dataset, steps, common, prefix, get_step_operator, step_params)
+        issue_step, note = issue_types.chain_step(view, steps, common, prefix, get_step_operator, step_params)
         steps += [issue_step] if issue_step else []
         notes += [note] if note else []
         done = run_chain(ctx, view, steps, progress)

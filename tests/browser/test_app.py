@@ -10,7 +10,8 @@ as a user without Python would:
    per-class noise rate;
 3. review mode with the keyboard on 5 samples (``y``, ``s``, a class digit,
    ``n``, ``y``): the database holds the verdicts and the corrections
-   (originals kept); ``u`` undoes the last one exactly;
+   (originals kept); ``u`` undoes the last one exactly; ``a`` (ambiguous)
+   and ``x`` (no class fits) mark the next two, labels kept, then undone;
 4. an audit of 20 samples answered with the keyboard: the audit run holds
    the estimate and its Wilson interval;
 5. re-score from the panel: the consensus is re-fitted from the verdicts;
@@ -387,6 +388,20 @@ def test_review_workflow_in_the_app(app):
             assert ds[queue[3]].label_review.verdict == "skip"
             page.wait_for_timeout(1000)
             _shot(page, "05_review_undo.png")
+            if len(queue) >= 6:  # a: ambiguous, x: no class fits; labels stay; undo both
+                _press(page, "a", 5, "review key 'a'")
+                _press(page, "x", 6, "review key 'x'")
+                ds.reload()
+                amb, exc = ds[queue[4]], ds[queue[5]]
+                assert amb.label_review.verdict == "ambiguous" and amb.label_verified is None
+                assert amb.ground_truth.label == given[queue[4]]
+                if sugg[queue[4]] != given[queue[4]]:  # the suggestion is the second class
+                    assert amb.label_alternatives.classifications[0].label == sugg[queue[4]]
+                assert exc.label_review.verdict == "exclude" and exc.ground_truth.label == given[queue[5]]
+                _press(page, "u", 5, "undo exclude")
+                _press(page, "u", 4, "undo ambiguous")
+                ds.reload()
+                assert ds[queue[4]].label_review is None and ds[queue[5]].label_review is None
 
             # 4. an audit of 20, answered with the keyboard (the true class)
             _panel_button(page, "← Overview").click()

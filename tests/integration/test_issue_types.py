@@ -81,12 +81,19 @@ def test_find_label_issues_writes_issue_types(planted):
     assert isinstance(summary["overlapping_classes"], list)
     results = ds.load_run_results("issue_types")
     assert results.counts == counts
+    assert ds.get_run_info("issue_types").config.search.get("shared")  # the chain's graph
     evidence = {e["id"]: e for e in results.evidence}
     assert len(evidence) == int((issue != "").sum())
     one = evidence[ids[copies[0]]]
     assert one["type"] == "duplicate_conflict" and one["duplicate_group"] == group[copies[0]]
     for pair in results.overlapping_classes:
         assert pair["text"].startswith("%s <-> %s: " % tuple(pair["classes"]))
+    # the panel's list beside the heatmap
+    from operators.panel_charts import issue_overview
+    text = issue_overview(ds)
+    assert "%d duplicate conflict" % counts["duplicate_conflict"] in text
+    for pair in results.overlapping_classes[:5]:
+        assert pair["text"] in text
 
 
 def test_issue_types_needs_label_quality_and_flags(planted):
@@ -222,3 +229,28 @@ def _operator(name):
     from conftest import operator
 
     return operator(name)
+
+
+def test_object_verdicts_keys_and_undo(objects):
+    from operators.panel_review import key_action
+
+    lnv = _module("record_label_verdict")
+    ds = objects(num_images=20, noise_rate=0.2)
+    patches = ds.to_patches("ground_truth")
+    ids = patches.values("id")
+    before = ds._sample_collection.find_one({"ground_truth.detections._id": __import__("bson").ObjectId(ids[0])})
+    labels = dict(zip(ids, patches.values("ground_truth.label")))
+    other = next(c for c in sorted(set(labels.values())) if c != labels[ids[0]])
+    assert key_action("a", [])[0] == "ambiguous" and key_action("X", [])[0] == "exclude"
+    lnv.record_verdict(patches, [ids[0]], "ambiguous", alternative=other)
+    lnv.record_verdict(patches, [ids[1]], "exclude")
+    fresh = ds.to_patches("ground_truth")
+    got = dict(zip(fresh.values("id"), zip(fresh.values("ground_truth.review_verdict"),
+                                           fresh.values("ground_truth.review_alternative"),
+                                           fresh.values("ground_truth.label"))))
+    assert got[ids[0]] == ("ambiguous", other, labels[ids[0]])
+    assert got[ids[1]][0] == "exclude" and got[ids[1]][2] == labels[ids[1]]
+    assert lnv.excluded_ids(fresh, "ground_truth") == {ids[1]}
+    lnv.undo_verdicts(patches, 2)
+    after = ds._sample_collection.find_one({"_id": before["_id"]})
+    assert after["ground_truth"] == before["ground_truth"]  # objects exactly as stored
