@@ -46,6 +46,7 @@ from . import data as lnd
 from . import runs as lnr
 from .objects import is_patches
 from .review import excluded_ids
+from .embeddings import DEFAULT_MODEL, model_input
 from .common import (
     ActionOperator,
     Param,
@@ -86,7 +87,6 @@ OUTPUT_PARAMS = (
     "output_field", "suggestion_field", "flag_field", "changed_field",
     "confidence_field", "noise_field",
 )
-MODELS = ("resnet18", "resnet50", "mobilenet_v3_large")
 #: the form's "no model" choice (the SDK's default is "")
 NO_MODEL = "none"
 MIN_VALIDATED_PER_CLASS = 50
@@ -321,8 +321,9 @@ class FindLabelIssues(ActionOperator):
         ),
         Param(
             "model", "", "Model (when the embeddings field is missing)",
-            "torchvision backbone for compute_embeddings",
-            choices=("", NO_MODEL) + MODELS,
+            "FiftyOne zoo model for compute_embeddings (any of "
+            "foz.list_zoo_models(tags='embeddings'), or resnet18/resnet50/"
+            "mobilenet_v3_large with local weights)",
         ),
         Param(
             "weights", "DEFAULT", "Model weights",
@@ -408,15 +409,12 @@ class FindLabelIssues(ActionOperator):
         when the target has no vector field)."""
         collection = getattr(ctx, "view", None) or ctx.dataset
         vectors = lnd.vector_fields(collection) if collection is not None else []
-        default_model = NO_MODEL if vectors else MODELS[0]
-        dropdown = types.DropdownView()
-        dropdown.add_choice(NO_MODEL, label="none: use an existing embeddings field")
-        dropdown.add_choice("", label="none", include=False)  # the SDK's default
-        for name in MODELS:
-            dropdown.add_choice(name, label="%s (computes the embeddings field)" % name)
-        inputs.enum(
-            "model", dropdown.values(), default=default_model, required=False,
-            label=model_param.label, description=model_param.description, view=dropdown,
+        default_model = NO_MODEL if vectors else DEFAULT_MODEL
+        model_input(  # any FiftyOne zoo model with embeddings (operators/embeddings.py)
+            ctx, inputs, model_param, default=default_model,
+            first=[(NO_MODEL, "none: use an existing embeddings field", True),
+                   ("", "none", False)],  # "": the SDK's default
+            label="%s (computes the embeddings field)",
         )
         model = (ctx.params or {}).get("model", default_model)
         model = "" if model == NO_MODEL else model
