@@ -51,6 +51,7 @@ from .common import (
     ActionOperator,
     Param,
     call_operator,
+    check_param_names,
     embeddings_field_input,
     label_field_input,
     progress_reporter,
@@ -538,6 +539,7 @@ class FindLabelIssues(ActionOperator):
     def execute(self, ctx):
         # not ActionOperator.execute: each step takes the dataset's write
         # lock itself, and the App is set to the flagged samples at the end
+        check_param_names(self, ctx.params, ctx=ctx)
         return self.run(ctx, self.values(ctx), progress_reporter(ctx))
 
     def resolve_output(self, ctx):
