@@ -27,9 +27,10 @@ $(PLUGIN_LINK):
 	ln -sfn $(CURDIR) $@
 
 # DATASET=<dir> runs the demo on your own <dir>/<class>/<image> tree instead
-# (WEIGHTS=/path/to/resnet18.pth to embed offline; default: torchvision download)
+# (MODEL=<zoo model name>, default the zoo's CLIP, downloaded once;
+# WEIGHTS=/path/to/resnet18.pth to embed offline with a torchvision state_dict)
 demo: $(STAMP) $(PLUGIN_LINK)
-	FIFTYONE_PLUGINS_DIR=$(PLUGINS_DIR) $(PY) demo/run_demo.py $(if $(DATASET),--dataset-dir "$(DATASET)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
+	FIFTYONE_PLUGINS_DIR=$(PLUGINS_DIR) $(PY) demo/run_demo.py $(if $(DATASET),--dataset-dir "$(DATASET)") $(if $(MODEL),--model "$(MODEL)") $(if $(WEIGHTS),--weights "$(WEIGHTS)")
 
 test: $(STAMP)
 	$(PY) -m pytest

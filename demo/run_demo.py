@@ -88,8 +88,12 @@ def main():
     parser.add_argument("--dataset-dir", help="your own <dir>/<class>/<image> tree")
     parser.add_argument("--name", help="FiftyOne dataset name")
     parser.add_argument("--noisy-column", default="worst", help="worst or random1")
+    parser.add_argument("--model", default="",
+                        help="embeddings model for --dataset-dir: a FiftyOne zoo model name (default: "
+                             "the plugin's, the zoo's CLIP; resnet18 when --weights is a file)")
     parser.add_argument("--weights", default="DEFAULT",
-                        help="backbone weights for --dataset-dir (DEFAULT needs internet once, or a .pth path)")
+                        help="model weights for --dataset-dir (DEFAULT needs internet once, or a "
+                             "torchvision .pth state_dict for resnet18/resnet50/mobilenet_v3_large)")
     args = parser.parse_args()
 
     import fiftyone.operators as foo
@@ -113,8 +117,9 @@ def main():
         name = args.name or "label-noise-" + os.path.basename(os.path.abspath(args.dataset_dir))
         print("Loading %s into FiftyOne as '%s'..." % (args.dataset_dir, name))
         dataset = load_image_tree(name, args.dataset_dir)
-        print("Computing embeddings (resnet18)...")
-        foo.get_operator(PLUGIN + "/compute_embeddings")(dataset, weights=args.weights)
+        model = {"model": args.model} if args.model else {}
+        print("Computing embeddings (%s)..." % (args.model or "the plugin's default model"))
+        foo.get_operator(PLUGIN + "/compute_embeddings")(dataset, weights=args.weights, **model)
 
     rows = []
     consensus = None
