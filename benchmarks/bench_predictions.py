@@ -116,6 +116,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="first N samples only (iterating)")
     parser.add_argument("--no-mistakenness", action="store_true")
     parser.add_argument("--scale", action="store_true", help="only the 1M read + pool timing")
+    parser.add_argument("--scale-n", type=int, default=1_000_000, help="rows of --scale")
     args = parser.parse_args(argv)
     if not os.path.exists(PRED):
         sys.exit("shared data not found: %s" % PRED)
@@ -125,8 +126,9 @@ def main(argv=None):
     fo.config.show_progress_bars = False
     try:
         if args.scale:
-            rows = scale_rows()
-            common.save("predictions_scale", dict(rows=rows))
+            rows = scale_rows(args.scale_n)
+            common.save("predictions_scale" if args.scale_n == 1_000_000 else "predictions_scale_quick",
+                        dict(rows=rows, n=args.scale_n))
             return
         run(args)
     finally:
@@ -245,7 +247,13 @@ def scale_rows(n=1_000_000, k=10):
 
     from methods.noise_estimate import pool_probabilities
     from methods.predictions import in_sample_check
-    from operators import predictions as lnp
+    import importlib
+
+    import fiftyone.operators as foo
+
+    # the plugin's own package (its modules import ``..methods`` relatively)
+    op = foo.get_operator("@label-noise/curation/compute_noise_score")
+    lnp = importlib.import_module(sys.modules[type(op).__module__].__package__ + ".predictions")
 
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, k, n)
@@ -298,6 +306,43 @@ def scale_rows(n=1_000_000, k=10):
     for r in rows:
         print(r, flush=True)
     return rows
+
+
+def section(data):
+    """BENCHMARKS.md lines (``run_all.write_report``)."""
+    lines = [
+        "## Your model's predictions as evidence (`bench_predictions.py`)", "",
+        "CIFAR-10N `worst` (%s samples, %.1f%% wrong labels): the out-of-sample probabilities "
+        "of five fine-tuned networks (`../shared/data/cifar10n-predictions`) stored as "
+        "`fo.Classification` with logits. `network alone` = its self-confidence (suggestion: "
+        "its most probable other class); `mean of networks` for the sets of several; "
+        "`cleanlab` = `get_label_quality_scores` (ranking) and `find_label_issues` (count) on "
+        "the same probabilities (their mean for several; suggestion = argmax); `fiftyone "
+        "mistakenness` on the same field; `plugin consensus` = the `compute_noise_score` "
+        "operator with `pred_field` after `compute_label_quality` (read, in-sample check, pool, "
+        "calibration, writes; `seconds` = that operator). `est_rate`: the estimated share of "
+        "wrong labels (cleanlab: its count), `suggestion_acc`: the suggested class is the true "
+        "one, on the wrong labels. In-sample rows: models fitted on every noisy label of the "
+        "embeddings; `auroc_change` against the consensus without predictions (first row). "
+        "Run %s." % ("{:,}".format(data["n"]), 100 * data["rows"][0]["true_rate"],
+                    data["machine"]["date"]), "",
+        common.markdown_table(data["rows"], COLUMNS + ["auroc_change"]), "",
+    ]
+    if data.get("chain"):
+        lines += ["The whole chain (`find_label_issues`, fast preset, `pred_field=\"resnet18\"`) "
+                  "on the first 5,000 samples:", "",
+                  common.markdown_table(data["chain"], ["set", "method", "auroc", "network_alone_auroc",
+                                                        "precision_at_k", "est_rate", "true_rate",
+                                                        "suggestion_acc", "seconds"]), ""]
+    scale = os.path.join(common.RESULTS, "predictions_scale.json")
+    if os.path.exists(scale):
+        import json
+
+        rows = json.load(open(scale))["rows"]
+        lines += ["Reading and pooling predictions at 1,000,000 x 10 classes "
+                  "(`bench_predictions.py --scale`):", "",
+                  common.markdown_table(rows, ["step", "seconds", "peak_rss_gib", "note"]), ""]
+    return lines
 
 
 if __name__ == "__main__":

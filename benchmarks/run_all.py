@@ -52,12 +52,15 @@ def main():
     if args.quick:
         jobs = [("bench_suite.py", ["--quick"]), ("bench_scaling.py", ["--quick"])]
     else:
-        main_jobs = [("bench_suite.py", []), ("bench_scaling.py", []), ("bench_objects.py", []), ("bench_issue_types.py", [])]
-        scale_jobs = [("bench_scale.py", []), ("bench_neighbours.py", []), ("bench_io.py", [])]
+        main_jobs = [("bench_suite.py", []), ("bench_scaling.py", []), ("bench_objects.py", []), ("bench_issue_types.py", []),
+                     ("bench_predictions.py", [])]
+        scale_jobs = [("bench_scale.py", []), ("bench_neighbours.py", []), ("bench_io.py", []),
+                      ("bench_predictions.py", ["--scale"])]
         method_jobs = [
             (os.path.basename(p), []) for p in sorted(glob.glob(os.path.join(HERE, "bench_*.py")))
             if os.path.basename(p) not in ("bench_suite.py", "bench_scaling.py", "bench_scale.py",
-                                           "bench_objects.py", "bench_neighbours.py", "bench_io.py", "bench_issue_types.py")
+                                           "bench_objects.py", "bench_neighbours.py", "bench_io.py", "bench_issue_types.py",
+                                           "bench_predictions.py")
         ]
         if args.all:
             jobs = main_jobs + scale_jobs + method_jobs
@@ -148,6 +151,11 @@ def write_report():
         from bench_objects import SECTION_TITLE, section
 
         lines += [SECTION_TITLE, "", section(objects), ""]
+    predictions = _load("predictions")
+    if predictions:
+        from bench_predictions import section as predictions_section
+
+        lines += predictions_section(predictions)
     review = _load("review")
     if review:
         from bench_review import SECTION_TITLE as REVIEW_TITLE, section as review_section
@@ -163,7 +171,8 @@ def write_report():
               "in `docs/` for what every column means.", ""]
     for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
         name = os.path.splitext(os.path.basename(path))[0]
-        if (name.startswith(("suite", "scaling", "objects", "review", "scale", "neighbours", "issue_types"))
+        if (name.startswith(("suite", "scaling", "objects", "review", "scale", "neighbours", "issue_types",
+                             "predictions"))
                 or name in ("io",) or name.endswith("_quick")):
             continue
         data = json.load(open(path))
