@@ -86,6 +86,8 @@ def section(data):
         % ("{:,}".format(cfg["real"]), cfg["outliers"], cfg["duplicates"], data["machine"]["date"]),
         "", common.markdown_table(rows), "",
     ]
+    if data.get("by_eye"):  # a reviewer's note on this run's contact sheets
+        lines += [data["by_eye"], ""]
     amb = data.get("ambiguity")
     if amb:
         rows = [{
