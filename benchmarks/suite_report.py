@@ -253,3 +253,39 @@ def _draw_reliability(ax, title, cal, annotate):
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean noise_score in bin", ylabel="share truly wrong",
            title="%s (max gap %s)" % (title, "–" if gap is None else "%.2f" % gap))
     ax.title.set_fontsize(9)
+
+
+def ranking_table(suite):
+    """The consensus (no verified) against label quality's self-confidence and
+    cleanlab on the same sets, with its count (issue #29): markdown lines."""
+    rows = []
+    for name, entry in suite["sets"].items():
+        get = lambda method, key: _value(suite, name, method, key)  # noqa: E731
+        true = entry["noise_rate"]
+        flagged = get(NO_VERIFIED, "flagged_share")
+        rows.append({
+            "set": _label(name), "samples": entry["n"], "wrong": entry.get("num_wrong"),
+            "true rate": _pct(true),
+            "AUROC consensus": _num(get(NO_VERIFIED, "auroc")),
+            "AUROC label quality": _num(get(LABEL_QUALITY, "auroc")),
+            "AUROC cleanlab": _num(get(CLEANLAB, "auroc")),
+            "P@K consensus": _num(get(NO_VERIFIED, "precision_at_k")),
+            "P@K label quality": _num(get(LABEL_QUALITY, "precision_at_k")),
+            "P@K cleanlab": _num(get(CLEANLAB, "precision_at_k")),
+            "estimated rate": _pct(get(NO_VERIFIED, "noise_rate_est")),
+            "noise_flagged": _pct(flagged),
+            "flagged / true": "" if flagged is None or not true else "%.2f" % (flagged / true),
+        })
+    return [common.markdown_table(rows), ""]
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="markdown tables of one suite result file")
+    parser.add_argument("path", help="e.g. benchmarks/results/suite_ranking.json")
+    parser.add_argument("--ranking", action="store_true", help="only the #29 ranking/count table")
+    args = parser.parse_args()
+    found = json.load(open(args.path))
+    print("\n".join(ranking_table(found) if args.ranking else section(found)))

@@ -65,7 +65,7 @@ def test_uniform_low_noise_with_structured_confusion_ranks_as_self_confidence(se
     # per class, 20% of a class here) rejected uniform noise
     unrestricted = anchor_transition(p, given, uniform_alpha=0)["transition"]
     assert _auroc(wrong, noise_posterior(p, given, unrestricted)[0]) < sc - 0.0005
-    assert anchor_transition(p, given, min_anchors=200)["uniform_p_value"] < 0.05
+    assert anchor_transition(p, given, min_anchors_total=2000)["uniform_p_value"] < 0.05
     found = estimate_label_noise({"label_quality": p}, given, primary="label_quality")
     assert found["estimate"]["transition"].startswith("uniform")
     assert _auroc(wrong, found["p_wrong"]) == pytest.approx(sc, abs=1e-9)
