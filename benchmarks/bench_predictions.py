@@ -308,6 +308,12 @@ def scale_rows(n=1_000_000, k=10):
     return rows
 
 
+def _four(row):
+    """Ranking metrics with 4 decimals (the differences here are small)."""
+    keys = ("auroc", "precision_at_k", "suggestion_acc", "auroc_change", "network_alone_auroc")
+    return {k: ("%.4f" % v if k in keys and isinstance(v, float) else v) for k, v in row.items()}
+
+
 def section(data):
     """BENCHMARKS.md lines (``run_all.write_report``)."""
     lines = [
@@ -326,12 +332,12 @@ def section(data):
         "embeddings; `auroc_change` against the consensus without predictions (first row). "
         "Run %s." % ("{:,}".format(data["n"]), 100 * data["rows"][0]["true_rate"],
                     data["machine"]["date"]), "",
-        common.markdown_table(data["rows"], COLUMNS + ["auroc_change"]), "",
+        common.markdown_table([_four(r) for r in data["rows"]], COLUMNS + ["auroc_change"]), "",
     ]
     if data.get("chain"):
         lines += ["The whole chain (`find_label_issues`, fast preset, `pred_field=\"resnet18\"`) "
                   "on the first 5,000 samples:", "",
-                  common.markdown_table(data["chain"], ["set", "method", "auroc", "network_alone_auroc",
+                  common.markdown_table([_four(r) for r in data["chain"]], ["set", "method", "auroc", "network_alone_auroc",
                                                         "precision_at_k", "est_rate", "true_rate",
                                                         "suggestion_acc", "seconds"]), ""]
     scale = os.path.join(common.RESULTS, "predictions_scale.json")
