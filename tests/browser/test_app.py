@@ -290,9 +290,10 @@ def _click_until(page, button, selector, tries=4, timeout=30000, taken=None, res
 def _watch_console(page):
     """The page's errors and warnings, to print when a step fails."""
     seen = []
-    page.on("console", lambda m: seen.append("%s: %s" % (m.type, m.text[:300]))
+    page.on("console", lambda m: seen.append("%s: %s" % (m.type, m.text[-1500:]))
             if m.type in ("error", "warning") else None)
-    page.on("pageerror", lambda e: seen.append("pageerror: %s" % str(e)[:300]))
+    # a traceback's last lines name the error
+    page.on("pageerror", lambda e: seen.append("pageerror: %s" % str(e)[-1500:]))
     return seen
 
 

@@ -231,7 +231,7 @@ def _operator(name):
     return operator(name)
 
 
-def test_object_verdicts_keys_and_undo(objects):
+def test_object_verdicts_keys_export_and_undo(objects, tmp_path):
     from operators.panel_review import key_action
 
     lnv = _module("record_label_verdict")
@@ -251,6 +251,11 @@ def test_object_verdicts_keys_and_undo(objects):
     assert got[ids[0]] == ("ambiguous", other, labels[ids[0]])
     assert got[ids[1]][0] == "exclude" and got[ids[1]][2] == labels[ids[1]]
     assert lnv.excluded_ids(fresh, "ground_truth") == {ids[1]}
+    # export: the excluded and the ambiguous objects get their own folders
+    out = run_operator("export_curated_dataset", patches, export_dir=str(tmp_path / "o"),
+                       format="coco_detection", split_by="tag", dirty_tag="noisy")
+    assert out["num_excluded"] == 1 and out["num_ambiguous"] == 1
+    assert out["num_clean"] + out.get("num_dirty", 0) == len(ids) - 2
     lnv.undo_verdicts(patches, 2)
     after = ds._sample_collection.find_one({"_id": before["_id"]})
     assert after["ground_truth"] == before["ground_truth"]  # objects exactly as stored
