@@ -294,6 +294,7 @@ def _watch_console(page):
             if m.type in ("error", "warning") else None)
     # a traceback's last lines name the error
     page.on("pageerror", lambda e: seen.append("pageerror: %s" % str(e)[-1500:]))
+    page.on("response", lambda r: seen.append(r) if r.status >= 500 else None)
     return seen
 
 
@@ -304,7 +305,16 @@ def _diagnose(page, console):
     except Exception as e:  # the page itself may be gone
         body = "<no page text: %s>" % e
     print("---- page text (last 2,000 characters)\n%s" % body[-2000:])
-    print("---- console errors and warnings (last 30)\n%s" % "\n".join(console[-30:]))
+    lines = []
+    for entry in console[-30:]:
+        if isinstance(entry, str):
+            lines.append(entry)
+            continue
+        try:  # a server error: the end of its body (the traceback)
+            lines.append("HTTP %d %s: %s" % (entry.status, entry.url, entry.text()[-1500:]))
+        except Exception as e:
+            lines.append("HTTP %d %s (%s)" % (entry.status, entry.url, e))
+    print("---- console errors and warnings (last 30)\n%s" % "\n".join(lines))
 
 
 def test_review_workflow_in_the_app(app):
