@@ -92,6 +92,8 @@ def prediction_evidence(predictions, labels, evidence, sources):
     from ..methods.predictions import in_sample_check
 
     lq = primary_source(sources)
+    if not predictions:
+        return lq, {}
     reference = evidence.get(lq) if lq else None
     if reference is None and evidence:
         reference = pool_probabilities(evidence, labels)[0]
