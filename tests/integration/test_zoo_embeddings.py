@@ -66,6 +66,9 @@ def test_images_through_the_zoo_equal_fiftyones_own_embeddings(zoo, new_dataset,
     ds, paths = _images(new_dataset, tmp_path)
     summary = run_operator("compute_embeddings", ds, model=MODEL, batch_size=4)
     assert summary["model"] == MODEL
+    import torch
+
+    assert summary["device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
     assert summary["num_embedded"] == 7 and summary["num_unreadable"] == 2, summary
     assert summary["dim"] == 512
     # each unreadable image named with its own error; its batch-mates embedded
@@ -178,3 +181,17 @@ def test_find_label_issues_computes_missing_embeddings_with_a_zoo_model(zoo, new
     assert ds.count("zoo_emb") == 12 and ds.count("knn_disagreement") == 12
     expected = ds.compute_embeddings(zoo())
     np.testing.assert_allclose(np.stack(ds.values("zoo_emb")), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fiftyone_progress_is_forwarded_and_throttled():
+    """FiftyOne's progress bar -> ctx.set_progress at most once per interval,
+    the last report always."""
+    import sys
+    from types import SimpleNamespace
+
+    module = sys.modules[type(operator("compute_embeddings")).__module__]
+    reports = []
+    callback = module.fiftyone_progress(lambda f, m: reports.append((f, m)), "embedding", every_s=3600)
+    for i in range(1, 101):
+        callback(SimpleNamespace(iteration=i, total=100))
+    assert reports == [(0.01, "embedding 1/100"), (1.0, "embedding 100/100")]
