@@ -33,7 +33,8 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .common import (
-    Param, call_operator, delegation_input, operator_config, progress_reporter, reload_app,
+    Param, call_operator, delegation_input, device_param, operator_config, progress_reporter,
+    reload_app, resolve_device,
 )
 from . import objects as lno
 from .data import InputError, check_label_field, check_media, is_empty, write_outputs
@@ -63,8 +64,10 @@ def model_choices():
     return names + [n for n in BACKBONES if n not in names]
 
 
-def load_embeddings_model(model=DEFAULT_MODEL, weights="DEFAULT"):
-    """The ``fiftyone.core.models.Model`` that ``model``/``weights`` name.
+def load_embeddings_model(model=DEFAULT_MODEL, weights="DEFAULT", device=None):
+    """The ``fiftyone.core.models.Model`` that ``model``/``weights`` name,
+    on ``device`` (None: CUDA when present, else CPU; a Model object keeps
+    its own).
 
     Returns:
         ``(model, description)``
@@ -96,7 +99,7 @@ def load_embeddings_model(model=DEFAULT_MODEL, weights="DEFAULT"):
     name = model.strip()
     weights = "" if weights is None else str(weights).strip()
     if name in BACKBONES and (weights != "DEFAULT" or name not in ZOO_ALIASES):
-        return _local_model(name, weights), "%s (torchvision, weights=%s)" % (
+        return _local_model(name, weights, device), "%s (torchvision, weights=%s)" % (
             name, weights or "random")
     if weights != "DEFAULT":
         raise InputError(
@@ -106,10 +109,10 @@ def load_embeddings_model(model=DEFAULT_MODEL, weights="DEFAULT"):
             "model_zoo_dir or register a custom manifest, see README)"
             % (weights, BACKBONES, name)
         )
-    return _zoo_model(ZOO_ALIASES.get(name, name)), ZOO_ALIASES.get(name, name)
+    return _zoo_model(ZOO_ALIASES.get(name, name), device), ZOO_ALIASES.get(name, name)
 
 
-def _zoo_model(name):
+def _zoo_model(name, device=None):
     import fiftyone.zoo as foz
 
     available = foz.list_zoo_models()
@@ -122,7 +125,7 @@ def _zoo_model(name):
             "mobilenet_v3_large" % (name, DEFAULT_MODEL)
         )
     try:
-        model = foz.load_zoo_model(name)
+        model = foz.load_zoo_model(name, **({"device": device} if device else {}))
     except Exception as e:
         downloaded = _is_downloaded(name)
         raise InputError(
@@ -155,7 +158,7 @@ def _check_embeds(model, name):
         )
 
 
-def _local_model(name, weights):
+def _local_model(name, weights, device=None):
     """A torchvision backbone built here, run as a FiftyOne TorchImageModel
     (embedding = the input of its head, as the zoo's ResNets)."""
     import os
@@ -182,6 +185,7 @@ def _local_model(name, weights):
         "transforms": preprocess(name),
         "ragged_batches": False,
         "embeddings_layer": "<" + head_layer(name),
+        "device": device,
     })
     return fout.TorchImageModel(config)
 
@@ -232,6 +236,7 @@ class ComputeEmbeddings(foo.Operator):
             "Tag for unreadable images",
             "Images that cannot be decoded are skipped and get this tag",
         ),
+        device_param(),
     )
 
     name = "compute_embeddings"
@@ -285,7 +290,7 @@ class ComputeEmbeddings(foo.Operator):
         # local weights without a model name: resnet18, the former default
         name = ctx.params.get("model") or (
             DEFAULT_MODEL if p["weights"] == "DEFAULT" else "resnet18")
-        model, described = load_embeddings_model(name, p["weights"])
+        model, described = load_embeddings_model(name, p["weights"], resolve_device(p["device"]))
         progress = fiftyone_progress(progress_reporter(ctx), "embedding")
         if objects_field:
             ids, vectors, failed = embed_objects(

@@ -116,6 +116,8 @@ def test_model_object_from_python_and_delegated_by_name(zoo, new_dataset, tmp_pa
     ds, _ = _images(new_dataset, tmp_path, n=3, broken=False)
     model = zoo()
     summary = operator("compute_embeddings")(ds, model=model, embeddings_field="obj")
+    assert run_operator("compute_embeddings", ds, model=MODEL, device="cpu",
+                        embeddings_field="on_cpu")["device"] == "cpu"
     assert summary["num_embedded"] == 3 and summary["model"] == "TorchImageModel"
     with pytest.raises(ValueError, match="cannot be delegated"):
         operator("compute_embeddings")(ds, model=model, delegate=True)
@@ -167,8 +169,9 @@ def test_old_backbone_names_are_zoo_aliases_or_local_weights(zoo, new_dataset, t
     state = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), state)
     # weights without a model name: resnet18, the former default
-    summary = operator("compute_embeddings")(ds, weights=str(state), embeddings_field="local")
-    assert summary["num_embedded"] == 3 and summary["dim"] == 512
+    summary = operator("compute_embeddings")(ds, weights=str(state), embeddings_field="local",
+                                             device="cpu")
+    assert summary["num_embedded"] == 3 and summary["dim"] == 512 and summary["device"] == "cpu"
     assert summary["model"].startswith("resnet18 (torchvision")
 
 
