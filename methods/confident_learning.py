@@ -294,7 +294,7 @@ def uniform_noise_test(counts, seed=0, draws=None):
 
 
 def anchor_transition(probabilities, labels, quantile=0.05, min_anchors_total=500, smoothing=1.0,
-                      uniform_alpha=0.05, seed=0):
+                      uniform_alpha=0.05, seed=0, shape_anchors=200):
     """The noise transition matrix from anchor points (Patrini et al. 2017).
 
     For class ``j``, the ``quantile * n / k`` samples (raised towards
@@ -352,7 +352,11 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors_total=50
     unanimous CIFAR-10N subsets (1% wrong) it estimated 4.8% at 5,000
     samples and 1.9% at 10,000, 50 per class 1.3% and 0.7%. The price: a
     rate from fewer anchors varies more (Gaussian blobs, 6,000 samples, 5
-    classes, 2.8% wrong: 1.6% from 100 per class, 2.9% from 200).
+    classes, 2.8% wrong: 1.6% from 100 per class, 2.9% from 200). Once a
+    structure is confirmed, its shape (the off-diagonal share of each
+    class pair) is read from up to ``shape_anchors`` (200) per class: at
+    40% class-pair noise on 6,000 Fashion-MNIST images the shape from 50
+    per class, mostly add-one smoothing, cost the posterior 0.007 AUROC.
 
     Returns:
         a dict with ``transition`` float (k, k) (rows = true class, sum 1),
@@ -372,13 +376,18 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors_total=50
     per_class_size = n / max(k, 1)
     take = max(int(round(quantile * per_class_size)), int(np.ceil(min_anchors_total / max(k, 1))))
     take = max(1, min(take, int(per_class_size // 2), n))
+    # the shape of a confirmed structure (into which classes) needs more
+    # errors than its rate: up to ``shape_anchors`` per class
+    deep = max(take, min(int(shape_anchors), int(per_class_size // 2), n))
     counts = np.zeros((k, k))
     top_counts = np.zeros((k, k))  # the more confident half of each class's anchors
+    shape_counts = np.zeros((k, k))
     for j in range(k):
-        top = np.argpartition(-p[:, j], take - 1)[:take]
+        top = np.argpartition(-p[:, j], deep - 1)[:deep]
         top = top[np.argsort(-p[top, j], kind="stable")]
-        counts[j] = np.bincount(labels[top], minlength=k)
+        counts[j] = np.bincount(labels[top[:take]], minlength=k)
         top_counts[j] = np.bincount(labels[top[: max(take // 2, 1)]], minlength=k)
+        shape_counts[j] = np.bincount(labels[top], minlength=k)
     raw = 1.0 - np.diag(counts) / take
     mean = float(raw.mean())
     sampling = max(mean * (1.0 - mean) / take, 1e-12)
@@ -387,7 +396,7 @@ def anchor_transition(probabilities, labels, quantile=0.05, min_anchors_total=50
     rates = shrinkage * mean + (1.0 - shrinkage) * raw
     transition = np.zeros((k, k))
     for j in range(k):
-        off = counts[j] + smoothing
+        off = shape_counts[j] + smoothing
         off[j] = 0.0
         transition[j] = off / off.sum() * rates[j] if k > 1 else 0.0
         transition[j, j] = 1.0 - rates[j]
