@@ -409,6 +409,8 @@ def test_review_workflow_in_the_app(app):
                 if sugg[queue[4]] != given[queue[4]]:  # the suggestion is the second class
                     assert amb.label_alternatives.classifications[0].label == sugg[queue[4]]
                 assert exc.label_review.verdict == "exclude" and exc.ground_truth.label == given[queue[5]]
+                page.wait_for_timeout(1000)
+                _shot(page, "09_review_ambiguous_exclude.png")
                 _press(page, "u", 5, "undo exclude")
                 _press(page, "u", 4, "undo ambiguous")
                 ds.reload()

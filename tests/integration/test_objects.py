@@ -104,6 +104,9 @@ def test_every_detector_writes_on_each_object(name, objects):
     patches = ds.to_patches("ground_truth")
     if name == "compute_noise_score":
         run_operator("compute_knn_disagreement", patches, k=5)
+    if name == "compute_label_issue_types":  # types what label quality + the consensus found
+        run_operator("compute_label_quality", patches, **_params("compute_label_quality"))
+        run_operator("compute_noise_score", patches)
     summary = run_operator(name, patches, **_params(name))
     assert summary["num_samples"] == len(patches)
     for path in summary["fields"]:
