@@ -396,7 +396,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     from ..methods.consensus import noise_consensus
     from ..methods.noise_estimate import estimate_label_noise
     from ..methods.predictions import other_class_suggestion
-    from .evidence import audited_mask, prediction_evidence, primary_source, probability_evidence
+    from .evidence import audited_mask, prediction_evidence, probability_evidence
 
     evidence, sources = probability_evidence(
         dataset, data.ids, data.y, data.classes, specs, suggestions,
@@ -407,7 +407,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     # probability of the given label and suggest the pool's most probable
     # other class (the anchors' class-level transition helps weak evidence
     # but lowered both on strong networks' predictions: README, BENCHMARKS)
-    strong = isinstance(primary, list) and any(m in report for m in primary)
+    strong = isinstance(primary, list)  # a list only when predictions joined the pool
     audited, audit_key = audited_mask(dataset, data.ids)
     estimate = pool_weights = est = None
     scores = dict(scores)
@@ -417,7 +417,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
         num_fixed=verdicts.num_fixed, estimator=params["noise_estimator"],
         original_labels=verdicts.original_labels(data.y, data.classes),
         class_names=data.classes, seed=int(params["seed"]),
-        primary=primary if predictions else primary_source(sources),
+        primary=primary,
     )
     if strong:
         options["ranking"] = "self_confidence"
@@ -482,4 +482,3 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
         verified_auc=found["verified_auc"],
         predictions=report,
     )
-

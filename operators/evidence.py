@@ -98,7 +98,7 @@ def prediction_evidence(predictions, labels, evidence, sources):
     if reference is None and evidence:
         reference = pool_probabilities(evidence, labels)[0]
     report, used = {}, []
-    for pred in predictions or ():
+    for pred in predictions:
         check = in_sample_check(pred.probabilities, labels, reference)
         report[pred.name] = dict(pred.info, **check)
         if check.get("in_sample"):
