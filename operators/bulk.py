@@ -14,7 +14,6 @@ three fields to every sample 56 s instead of 239 s.
 
 import contextlib
 import contextvars
-import datetime
 import functools
 import time
 import zlib
@@ -367,12 +366,11 @@ def write_sample_fields(dataset, ids, values_by_field):
     side = samples.database[dataset._sample_collection_name + STAGING_SUFFIX]
     side.drop()  # left over by a killed write
     try:
-        now = datetime.datetime.utcnow().replace(microsecond=0)
         for start in range(0, len(ids), WRITE_BATCH):
             stop = min(start + WRITE_BATCH, len(ids))
             columns = [stored_column(fields[n], values_by_field[n], start, stop) for n in written]
             docs = [
-                dict(zip(written, cells), _id=ObjectId(sid), last_modified_at=now)
+                dict(zip(written, cells), _id=ObjectId(sid))
                 for sid, *cells in zip(ids[start:stop], *columns)
             ]
             side.insert_many(docs, ordered=False)
@@ -380,7 +378,11 @@ def write_sample_fields(dataset, ids, values_by_field):
         list(side.aggregate([{"$merge": {
             "into": dataset._sample_collection_name,
             "on": "_id",
-            "whenMatched": "merge",
+            # the server's clock, as FiftyOne's own writes: never behind the
+            # sample's creation time, whatever this machine's clock says
+            "whenMatched": [{"$replaceWith": {"$mergeObjects": [
+                "$$ROOT", "$$new", {"last_modified_at": "$$NOW"},
+            ]}}],
             "whenNotMatched": "discard",
         }}]))
     finally:
