@@ -4,6 +4,8 @@ See :func:`methods.self_learning.self_learning` for the public interface.
 """
 
 import numpy as np
+
+from .arrays import choose_device
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -108,7 +110,7 @@ def train_self_learning(
     progress,
 ):
     num_classes = correction["num_classes"]
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = choose_device(device)
     epochs = int(epochs)
     if epochs < 1:
         raise ValueError("epochs must be >= 1, got %d" % epochs)

@@ -74,6 +74,8 @@ import copy
 
 import numpy as np
 
+from .arrays import choose_device, l2_normalise
+
 UNVERIFIED, WRONG, CORRECT = -1, 0, 1
 
 DEFAULTS = dict(
@@ -110,12 +112,6 @@ def _model_kwargs(config):
     return {k: config[k] if k in config else _MODEL_KEY_FALLBACK[k] for k in MODEL_KEYS}
 
 
-def l2_normalize(x):
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
 def reference_sets(embeddings, labels, num_classes=None, num_ref=32, seed=51, niter=20):
     """Per-class reference sets by k-means (faiss) on L2-normalised features.
 
@@ -135,7 +131,7 @@ def reference_sets(embeddings, labels, num_classes=None, num_ref=32, seed=51, ni
     """
     import faiss
 
-    x = l2_normalize(embeddings)
+    x = l2_normalise(embeddings, dtype=np.float32)
     labels = np.asarray(labels)
     num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
     n, d = x.shape
@@ -295,14 +291,6 @@ def _split_verified(verified, val_fraction, rng):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def _pick_device(device):
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def train_cleannet(embeddings, labels, verified, num_classes=None, seed=51, device=None,
                    progress=None, **options):
     """Trains CleanNet and scores every sample.
@@ -345,9 +333,9 @@ def train_cleannet(embeddings, labels, verified, num_classes=None, seed=51, devi
         raise TypeError("unknown CleanNet option(s): %s" % sorted(unknown))
     opt = dict(DEFAULTS, **options)
     progress = progress or (lambda fraction, message="": None)
-    device = _pick_device(device)
+    device = choose_device(device)
 
-    x = l2_normalize(embeddings)
+    x = l2_normalise(embeddings, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     verified = np.asarray(verified, dtype=np.int64)
     num_classes = int(labels.max()) + 1 if num_classes is None else int(num_classes)
@@ -481,7 +469,7 @@ def score_cleannet(embeddings, labels, state_dict, references, reference_mask, c
     """
     import torch
 
-    x = l2_normalize(embeddings)
+    x = l2_normalise(embeddings, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != int(config["dim"]):
         raise ValueError(
             "embeddings have dimension %s but the saved CleanNet model expects %d"
@@ -493,7 +481,7 @@ def score_cleannet(embeddings, labels, state_dict, references, reference_mask, c
     empty = [int(c) for c in np.unique(labels) if not reference_mask[c].any()]
     if empty:
         raise ValueError("classes %s have no reference vectors" % empty)
-    device = _pick_device(device)
+    device = choose_device(device)
     model = make_model(**_model_kwargs(config))
     model.load_state_dict(state_dict)
     model.to(device)

@@ -28,6 +28,8 @@ No ``fiftyone`` import here; torch/sklearn are imported inside functions.
 
 import numpy as np
 
+from .arrays import choose_device, standardise_split
+
 CLASSIFIERS = ("logreg", "sklearn_logreg", "mlp", "cnn")
 
 
@@ -191,28 +193,13 @@ def _take(features, rows):
     return features[rows]
 
 
-def _device(device):
-    from .linear import torch_device
-
-    return torch_device(device)
-
-
-def _standardise(train, test):
-    """Both halves standardised by the training half's moments, in place:
-    they are the fresh copies :func:`_take` made."""
-    from .linear import column_moments, standardise
-
-    mean, std = column_moments(train)
-    return standardise(train, mean, std, in_place=True), standardise(test, mean, std, in_place=True)
-
-
 def _fit_predict_logreg(x_train, y_train, x_test, num_classes, seed=0, device=None,
                         l2=1e-2, max_iter=50):
     """Multinomial logistic regression, full-batch L-BFGS (deterministic;
     :func:`methods.linear.fit_logreg`)."""
     from .linear import fit_logreg, logreg_log_proba
 
-    x_train, x_test = _standardise(x_train, x_test)
+    x_train, x_test = standardise_split(x_train, x_test, in_place=True)
     params = fit_logreg(x_train, y_train, num_classes, l2=l2, max_iter=max_iter, device=device)
     return np.exp(logreg_log_proba(x_test, params)).astype(np.float32)
 
@@ -222,7 +209,7 @@ def _fit_predict_sklearn_logreg(x_train, y_train, x_test, num_classes, seed=0,
     """scikit-learn LogisticRegression (lbfgs, multinomial) on standardised x."""
     from sklearn.linear_model import LogisticRegression
 
-    x_train, x_test = _standardise(x_train, x_test)
+    x_train, x_test = standardise_split(x_train, x_test, in_place=True)
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     model.fit(x_train, y_train)
     probs = np.zeros((len(x_test), num_classes), dtype=np.float32)
@@ -237,10 +224,10 @@ def _fit_predict_mlp(x_train, y_train, x_test, num_classes, seed=0, device=None,
     (``sample_weight``: per-sample weights of the log loss)."""
     import torch
 
-    dev = _device(device)
+    dev = choose_device(device)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    x_train, x_test = _standardise(x_train, x_test)
+    x_train, x_test = standardise_split(x_train, x_test, in_place=True)
     x = torch.as_tensor(x_train)
     y = torch.as_tensor(y_train)
     sw = None if sample_weight is None else torch.as_tensor(np.asarray(sample_weight, np.float32))
@@ -286,7 +273,7 @@ def _fit_predict_cnn(paths_train, y_train, paths_test, num_classes, seed=0,
 
     from PIL import Image
 
-    dev = _device(device)
+    dev = choose_device(device)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     builder = getattr(torchvision.models, model)

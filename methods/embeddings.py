@@ -17,6 +17,8 @@ FiftyOne (the methods layer never imports it):
 
 import numpy as np
 
+from .arrays import choose_device
+
 BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large")
 
 
@@ -87,7 +89,7 @@ def load_backbone(name="resnet18", weights="DEFAULT", device=None):
     """
     import torch
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = choose_device(device)
     model = build_backbone(name, weights)
     setattr(model, head_layer(name), torch.nn.Identity())
     return model.to(device), preprocess(name), device

@@ -12,12 +12,7 @@ solution (a re-fit on similar data converges in a fraction of the steps).
 
 import numpy as np
 
-
-def torch_device(device=None):
-    """``device`` as a torch device; None = CUDA when available, else CPU."""
-    import torch
-
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+from .arrays import choose_device
 
 
 def fit_logreg(x, y, num_classes, l2=1e-3, max_iter=100, sample_weight=None,
@@ -40,7 +35,7 @@ def fit_logreg(x, y, num_classes, l2=1e-3, max_iter=100, sample_weight=None,
     """
     import torch
 
-    dev = torch_device(device)
+    dev = choose_device(device)
     xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=dev)
     yt = torch.as_tensor(np.asarray(y, dtype=np.int64), device=dev)
     if init is None:
@@ -87,33 +82,3 @@ def logreg_log_proba(x, params, batch_size=262_144):
         z -= z.max(axis=1, keepdims=True)
         out[start:start + batch_size] = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     return out
-
-
-def column_moments(x, batch_size=65_536):
-    """Mean and standard deviation of each column of ``x`` (float32 arrays).
-
-    Two passes over row batches with float64 accumulators, so no temporary
-    of the size of ``x`` is made (``x.std(axis=0)`` makes one: 1 GB for
-    1M x 256 float32).
-    """
-    n = len(x)
-    total = np.zeros(x.shape[1], np.float64)
-    for start in range(0, n, batch_size):
-        total += x[start:start + batch_size].sum(axis=0, dtype=np.float64)
-    mean = total / max(n, 1)
-    squares = np.zeros(x.shape[1], np.float64)
-    for start in range(0, n, batch_size):
-        centred = x[start:start + batch_size] - mean
-        squares += np.einsum("ij,ij->j", centred, centred)
-    return mean.astype(np.float32), np.sqrt(squares / max(n, 1)).astype(np.float32)
-
-
-def standardise(x, mean, std, in_place=False):
-    """``(x - mean) / (std + 1e-6)`` as float32; ``in_place=True`` overwrites
-    ``x`` (when it is a float32 array the caller owns) instead of making one
-    more copy."""
-    out = x if in_place and isinstance(x, np.ndarray) and x.dtype == np.float32 else np.array(x, np.float32)
-    out -= mean
-    out /= std + np.float32(1e-6)
-    return out
-

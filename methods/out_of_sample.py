@@ -58,6 +58,8 @@ No FiftyOne here; torch and faiss are imported inside the functions.
 
 import numpy as np
 
+from .arrays import log_softmax, standardise_columns
+
 MODELS = ("ensemble", "logreg", "mlp", "knn")
 
 #: ridge penalties tried for ``logreg`` when ``l2`` is not given
@@ -170,7 +172,7 @@ def out_of_sample_probabilities(
         neighbours = np.asarray(neighbours)
         k = choose_k(labels, neighbours, num_classes) if k is None else min(int(k), neighbours.shape[1])
         info["k"] = int(k)
-    x = _standardise(embeddings, in_place=overwrite_embeddings)
+    x = standardise_columns(embeddings, in_place=overwrite_embeddings)
     if model in ("logreg", "ensemble"):
         if l2 is None:
             step("choosing the ridge penalty")
@@ -200,7 +202,7 @@ def out_of_sample_probabilities(
         if len(sources) > 1:
             info["pool_weights"] = pool_weights
         temperature = _fit_temperature(log_p, labels) if calibrate else 1.0
-        log_p = _log_softmax(log_p / temperature)
+        log_p = log_softmax(log_p / temperature)
         if p + 1 < passes:
             from .noise_estimate import model_wrong_probability
 
@@ -308,12 +310,12 @@ def log_linear_pool(log_probabilities, labels):
         raise ValueError("log_linear_pool needs at least one source")
     logs = [np.asarray(log_probabilities[m], np.float64) for m in names]
     if len(logs) == 1:
-        return _log_softmax(logs[0]), {names[0]: 1.0}
+        return log_softmax(logs[0]), {names[0]: 1.0}
     labels = np.asarray(labels, dtype=np.int64)
     rows = np.arange(len(labels))
 
     def loss(w):
-        z = _log_softmax(sum(wi * lp for wi, lp in zip(w, logs)))
+        z = log_softmax(sum(wi * lp for wi, lp in zip(w, logs)))
         soft = np.exp(z)
         grad = [-(lp[rows, labels] - (soft * lp).sum(axis=1)).mean() for lp in logs]
         return -z[rows, labels].mean(), np.array(grad)
@@ -321,7 +323,7 @@ def log_linear_pool(log_probabilities, labels):
     start = np.full(len(logs), 1.0 / len(logs))
     fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(logs))
     weights = np.clip(fit.x, 0.0, None)
-    pooled = _log_softmax(sum(w * lp for w, lp in zip(weights, logs)))
+    pooled = log_softmax(sum(w * lp for w, lp in zip(weights, logs)))
     return pooled, {m: float(w) for m, w in zip(names, weights)}
 
 
@@ -364,15 +366,6 @@ def _cross_fit(x, labels, num_classes, assignments, model, l2, weights, warm, se
     return log_p / len(assignments)
 
 
-def _standardise(x, in_place=False):
-    # unsupervised (no label enters), so one global standardisation leaks nothing
-    from .linear import column_moments, standardise
-
-    x = np.asarray(x)
-    mean, std = column_moments(x)
-    return standardise(x, mean, std, in_place=in_place)
-
-
 def _choose_l2(x, labels, num_classes, assignment, device):
     """The :data:`L2_GRID` penalty with the lowest held-out log loss on fold 0
     (walked from strong to weak, each fit warm-started from the last)."""
@@ -390,13 +383,8 @@ def _choose_l2(x, labels, num_classes, assignment, device):
     return best
 
 
-def _log_softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
 def _mean_nll(log_p, labels):
-    return -_log_softmax(log_p)[np.arange(len(labels)), labels].mean()
+    return -log_softmax(log_p)[np.arange(len(labels)), labels].mean()
 
 
 def _fit_temperature(log_p, labels):

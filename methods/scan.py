@@ -38,6 +38,8 @@ the functions.
 
 import numpy as np
 
+from .arrays import choose_device, l2_normalise, zscore
+
 _EPS = 1e-8
 
 
@@ -295,12 +297,12 @@ def scan(
     neighbors = np.asarray(neighbors, dtype=np.int64)
     report(0.1, "clustering step")
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = choose_device(device)
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(int(seed))
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        feats = torch.from_numpy(_standardise(x)).to(device)
+        feats = torch.from_numpy(zscore(l2_normalise(x, eps=_EPS)).astype(np.float32)).to(device)
         nbrs = torch.from_numpy(neighbors).to(device)
         model = _make_model(feats.shape[1], hidden_dim, num_clusters, num_heads).to(device)
         batch_size = int(min(batch_size, n))
@@ -435,12 +437,6 @@ def scan(
     return result
 
 
-def _standardise(x):
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)
-    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
-    return x.astype(np.float32)
-
-
 def _make_model(in_dim, hidden_dim, num_clusters, num_heads):
     from torch import nn
 
@@ -549,7 +545,7 @@ def simclr_features(
     from .embeddings import load_backbone
 
     report = progress or (lambda fraction, message="": None)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = choose_device(device)
     size = int(image_size)
 
     images, rows, failed = [], [], []

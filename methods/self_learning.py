@@ -36,6 +36,8 @@ import math
 
 import numpy as np
 
+from .arrays import l2_normalise
+
 PAPER_DEFAULTS = dict(
     samples_per_class=1280,
     num_prototypes=8,
@@ -43,12 +45,6 @@ PAPER_DEFAULTS = dict(
     eta_max=0.95,
     alpha=0.5,
 )
-
-
-def _normalise(x):
-    x = np.asarray(x)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def select_prototypes(features, num_prototypes=8, top_fraction=0.4, eta_max=0.95):
@@ -73,7 +69,7 @@ def select_prototypes(features, num_prototypes=8, top_fraction=0.4, eta_max=0.95
         - ``rho``: int array (m,), ``eta``: float array (m,), ``s_c``: float
         - ``fallback``: bool
     """
-    x = _normalise(np.asarray(features, dtype=np.float32))
+    x = l2_normalise(np.asarray(features, dtype=np.float32))
     m = len(x)
     if m == 0:
         raise ValueError("select_prototypes needs at least one sample")
@@ -172,14 +168,14 @@ def correct_labels(
     weights = np.zeros((len(proto_rows), num_classes), dtype=np.float32)
     counts = np.bincount(proto_class, minlength=num_classes)
     weights[np.arange(len(proto_rows)), proto_class] = 1.0 / counts[proto_class]
-    proto = _normalise(x[proto_rows])
+    proto = l2_normalise(x[proto_rows])
     missing = counts == 0
 
     n = len(x)
     class_sim = np.empty((n, num_classes), dtype=np.float32)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        block = _normalise(x[start:stop]) @ proto.T
+        block = l2_normalise(x[start:stop]) @ proto.T
         class_sim[start:stop] = block @ weights
         if progress is not None:
             progress(0.5 + 0.5 * stop / n, "similarity to prototypes %d/%d" % (stop, n))

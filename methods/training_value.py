@@ -53,6 +53,8 @@ import time
 
 import numpy as np
 
+from .arrays import choose_device
+
 #: the defaults of the paper's implementation (see docs/training_value.md)
 DEFAULTS = dict(
     episodes=100,
@@ -142,7 +144,7 @@ def training_value(
     val_mask = np.asarray(val_mask, dtype=bool)
     n, d = x.shape
     k = int(num_classes if num_classes is not None else y.max() + 1)
-    device = _device(device)
+    device = choose_device(device)
     started = time.time()
 
     mean, scale = _normaliser(x, standardize)
@@ -312,7 +314,7 @@ def monte_carlo_estimates(
     import torch
 
     report = progress or (lambda fraction, message="": None)
-    device = _device(device)
+    device = choose_device(device)
     dtype = torch.float32
     n_tr, d = x_train.shape
     n_v = len(x_val)
@@ -520,7 +522,7 @@ def fit_value_regressors(
     """
     import torch
 
-    device = _device(device)
+    device = choose_device(device)
     rng = np.random.default_rng([int(seed), 15485863])
     gen = torch.Generator().manual_seed(int(seed) + 1)
     targets = np.asarray(targets, dtype=np.float64)
@@ -628,7 +630,7 @@ def predict_training_value(model, features, labels, device=None):
     """
     import torch
 
-    device = _device(device)
+    device = choose_device(device)
     x = (np.asarray(features, np.float32) - np.asarray(model["feature_mean"], np.float32)) / np.float32(
         model["feature_scale"]
     )
@@ -654,11 +656,3 @@ def _normaliser(x, standardize):
     sq = float(((x - mean) ** 2).sum(axis=1, dtype=np.float64).mean())
     scale = math.sqrt(sq / x.shape[1]) or 1.0
     return mean, scale
-
-
-def _device(device):
-    import torch
-
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
