@@ -91,6 +91,7 @@ from .confident_learning import (
     noise_posterior,
     shift_to_mean,
 )
+from .pooling import log_linear_pool
 
 ESTIMATORS = ("anchors", "confident_learning")
 RANKINGS = ("posterior", "self_confidence")
@@ -98,7 +99,7 @@ RANKINGS = ("posterior", "self_confidence")
 
 def pool_probabilities(probabilities, labels, seed=0):
     """Log-linear pool of probability matrices, weights fitted on the labels
-    (:func:`methods.out_of_sample.log_linear_pool`), kept only when it beats
+    (:func:`methods.pooling.log_linear_pool`), kept only when it beats
     the best single source on held-out given labels (module doc, step 1).
 
     Args:
@@ -110,8 +111,6 @@ def pool_probabilities(probabilities, labels, seed=0):
         ``(pooled float (n, k), weights dict name -> float >= 0)``; a source
         left out has weight 0
     """
-    from .out_of_sample import log_linear_pool
-
     if not probabilities:
         raise ValueError("pool_probabilities needs at least one matrix")
     labels = np.asarray(labels, dtype=np.int64)
@@ -133,8 +132,6 @@ def _best_single_source(logs, labels, seed):
     Both are scored with 2-fold cross-fitting: the pool weights (and a
     single source's scale) are fitted on one half and scored on the other.
     """
-    from .out_of_sample import log_linear_pool
-
     rng = np.random.default_rng(seed)
     half = rng.random(len(labels)) < 0.5
     names = list(logs)

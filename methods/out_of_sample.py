@@ -59,6 +59,7 @@ No FiftyOne here; torch and faiss are imported inside the functions.
 import numpy as np
 
 from .arrays import log_softmax, standardise_columns
+from .pooling import log_linear_pool
 
 MODELS = ("ensemble", "logreg", "mlp", "knn")
 
@@ -289,42 +290,6 @@ def choose_k(labels, neighbours, num_classes, grid=K_GRID):
         for k in candidates
     }
     return min(losses, key=losses.get)
-
-
-def log_linear_pool(log_probabilities, labels):
-    """Log-linear pool ``log p ∝ Σ_m w_m log p_m``, ``w_m >= 0`` fitted by the
-    log loss of the given labels (a useless source gets ~0 weight; the pool
-    predicts the given labels at least as well as its best source).
-
-    Args:
-        log_probabilities: dict name -> float (n, k) log-probabilities
-        labels: int array (n,)
-
-    Returns:
-        ``(log_pooled float64 (n, k) normalised, weights dict name -> float)``
-    """
-    from scipy.optimize import minimize
-
-    names = list(log_probabilities)
-    if not names:
-        raise ValueError("log_linear_pool needs at least one source")
-    logs = [np.asarray(log_probabilities[m], np.float64) for m in names]
-    if len(logs) == 1:
-        return log_softmax(logs[0]), {names[0]: 1.0}
-    labels = np.asarray(labels, dtype=np.int64)
-    rows = np.arange(len(labels))
-
-    def loss(w):
-        z = log_softmax(sum(wi * lp for wi, lp in zip(w, logs)))
-        soft = np.exp(z)
-        grad = [-(lp[rows, labels] - (soft * lp).sum(axis=1)).mean() for lp in logs]
-        return -z[rows, labels].mean(), np.array(grad)
-
-    start = np.full(len(logs), 1.0 / len(logs))
-    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(logs))
-    weights = np.clip(fit.x, 0.0, None)
-    pooled = log_softmax(sum(w * lp for w, lp in zip(weights, logs)))
-    return pooled, {m: float(w) for m, w in zip(names, weights)}
 
 
 def _cross_fit(x, labels, num_classes, assignments, model, l2, weights, warm, seed,

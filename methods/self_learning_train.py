@@ -4,13 +4,12 @@ See :func:`methods.self_learning.self_learning` for the public interface.
 """
 
 import numpy as np
-
-from .arrays import choose_device
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .self_learning import correct_labels
+from .arrays import choose_device
+from .prototypes import correct_labels
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
