@@ -13,12 +13,12 @@ into one float32 matrix:
   (the plugin's reader before this benchmark; one ``values()`` of all 1M
   vectors builds 256M Python floats, ~10 GB, and is only run up to 200k);
 - ``values() at once`` (n <= 200,000 only);
-- ``cursor``: :func:`operators.bulk.read_columns_uncached`, one aggregation
+- ``cursor``: :func:`store.bulk.read_columns_uncached`, one aggregation
   cursor with a projection, vectors decoded straight into the matrix.
 
 Writes of three output fields (a float, a bool, a ``Classification``) to
 every sample: ``set_values`` (one call per field, keyed by id) against
-:func:`operators.bulk.write_sample_fields` (bulk insert into a side
+:func:`store.bulk.write_sample_fields` (bulk insert into a side
 collection, one ``$merge``). Every path is checked to give the same values.
 Writes ``benchmarks/results/io.json`` and prints a markdown table.
 """
@@ -58,7 +58,7 @@ def main():
     mongo = common.private_database()
     import fiftyone as fo
     from synthetic import insert_blob_samples
-    from operators import bulk
+    from store import bulk
 
     ds = fo.Dataset("io-%d" % n, persistent=True, overwrite=True)
     with common.Timer() as t_insert:

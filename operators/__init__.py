@@ -4,7 +4,7 @@ Each entry of :data:`OPERATORS` is registered by the plugin's
 ``register()`` and listed in ``fiftyone.yml`` (a test checks both agree).
 """
 
-from .dupes import (
+from .detectors.dupes import (
     ApplyDupesReview,
     ComputeDupes,
     ExportDupes,
@@ -12,26 +12,26 @@ from .dupes import (
     ImportDupesReview,
     RevertDupesReview,
 )
-from .cleannet import ComputeCleanNetSimilarity
+from .detectors.cleannet import ComputeCleanNetSimilarity
 from .consensus import ComputeNoiseScore
-from .curation import (
+from .curation.tagging import (
     ApplyLabelCorrections,
     ExportCuratedDataset,
     RevertLabelCorrections,
     TagNoisySamples,
 )
 from .embeddings import ComputeEmbeddings
-from .issue_types import ComputeIssueTypes
-from .knn import ComputeKnnDisagreement
-from .label_quality import ComputeLabelQuality
+from .detectors.issue_types import ComputeIssueTypes
+from .detectors.knn import ComputeKnnDisagreement
+from .detectors.label_quality import ComputeLabelQuality
 from .manage import DeleteRun
-from .panel import LabelNoisePanel
+from .panel.panel import LabelNoisePanel
 from .pipeline import FindLabelIssues
-from .audit import StartLabelAudit
-from .review import RecordLabelVerdict, UndoLabelVerdict
-from .scan import ComputeScanClusters
-from .self_learning import ComputeCorrectedLabels, LoadPrototypesView
-from .training_value import ComputeTrainingValue
+from .curation.audit import StartLabelAudit
+from .curation.review import RecordLabelVerdict, UndoLabelVerdict
+from .detectors.scan import ComputeScanClusters
+from .detectors.self_learning import ComputeCorrectedLabels, LoadPrototypesView
+from .detectors.training_value import ComputeTrainingValue
 
 OPERATORS = [
     FindLabelIssues,

@@ -1,7 +1,7 @@
 """Operator: one noise score from whichever detectors have run.
 
 Combines the detector outputs found on the dataset
-(:mod:`operators.consensus_inputs`) into ``noise_score``, the calibrated
+(:mod:`store.inputs`) into ``noise_score``, the calibrated
 probability that each label is wrong (or, ``score_mode="rank"``, a rank
 consensus in [0, 1]), ``suggested_label`` and ``noise_flagged``, with the
 estimate of how many labels are wrong (:mod:`methods.noise_estimate`).
@@ -11,8 +11,9 @@ import numpy as np
 
 import fiftyone.operators.types as types
 
-from .common import Computed, DetectorOperator, Param, TAG_PARAM
-from .consensus_inputs import (
+from .base import Computed, DetectorOperator
+from .forms import Param, TAG_PARAM
+from ..store.inputs import (
     Verdicts,
     _is_classification,
     _orientation,
@@ -22,9 +23,9 @@ from .consensus_inputs import (
     parse_inputs,
     read_verified,
 )
-from .data import ClassificationColumn, InputError, load_inputs, output_schema, read_outputs
-from .objects import is_patches
-from .predictions import as_field_list, read_predictions
+from ..store.data import ClassificationColumn, InputError, load_inputs, output_schema, read_outputs
+from ..store.objects import is_patches
+from ..store.predictions import as_field_list, read_predictions
 
 #: verified wrong *and* verified right samples needed to learn weights
 MIN_VERIFIED_EACH = 10
@@ -396,7 +397,7 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     from ..methods.consensus import noise_consensus
     from ..methods.noise_estimate import estimate_label_noise
     from ..methods.predictions import other_class_suggestion
-    from .evidence import audited_mask, prediction_evidence, probability_evidence
+    from ..store.probabilities import audited_mask, prediction_evidence, probability_evidence
 
     evidence, sources = probability_evidence(
         dataset, data.ids, data.y, data.classes, specs, suggestions,

@@ -32,12 +32,10 @@ import numpy as np
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import (
-    Param, call_operator, delegation_input, device_param, operator_config, progress_reporter,
-    reload_app, resolve_device,
-)
-from . import objects as lno
-from .data import InputError, check_label_field, check_media, is_empty, write_outputs
+from .base import call_operator, operator_config, progress_reporter, reload_app
+from .forms import Param, delegation_input, device_param, resolve_device
+from ..store import objects as lno
+from ..store.data import InputError, check_label_field, check_media, is_empty, write_outputs
 
 #: the recommended model, offered by the zoo of every supported FiftyOne
 DEFAULT_MODEL = "clip-vit-base32-torch"

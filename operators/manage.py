@@ -3,8 +3,9 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import call_operator, reload_app, run_key_input
-from .runs import delete_run_and_fields, plugin_runs
+from .base import call_operator, reload_app
+from .forms import run_key_input
+from ..store.runs import delete_run_and_fields, plugin_runs
 
 
 class DeleteRun(foo.Operator):

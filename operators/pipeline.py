@@ -15,7 +15,7 @@ defaults and the chain's label field, embeddings field, seed and run-key
 prefix, so each step keeps its own run record (re-running one detector later
 works as usual). Steps whose operator is not available are skipped with a
 note in the summary. The embeddings are read from the database once for the
-whole chain (:func:`operators.data.shared_inputs`) and the neighbour graph
+whole chain (:func:`store.data.shared_inputs`) and the neighbour graph
 is searched once (:func:`methods.neighbours.shared_neighbours`); one progress
 bar covers the chain (``"3/5 Dupes: round 4/10"``). The result's ``steps``
 give each step's wall seconds split into ``read_s``, ``compute_s`` and
@@ -40,22 +40,15 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
-from . import brain_index
-from . import issue_types
-from . import data as lnd
-from . import runs as lnr
-from .objects import is_patches
-from .review import excluded_ids
+from ..store import brain_index
+from .detectors import issue_types
+from ..store import data as lnd
+from ..store import runs as lnr
+from ..store.objects import is_patches
+from ..store.review import excluded_ids
 from .embeddings import DEFAULT_MODEL, model_input
-from .common import (
-    ActionOperator,
-    Param,
-    call_operator,
-    check_param_names,
-    embeddings_field_input,
-    label_field_input,
-    progress_reporter,
-)
+from .base import ActionOperator, call_operator, check_param_names, progress_reporter
+from .forms import Param, embeddings_field_input, label_field_input
 
 PLUGIN = lnr.PLUGIN_NAME
 DELEGATE_ABOVE = 50_000
@@ -264,7 +257,7 @@ def run_chain(ctx, view, steps, progress):
     wall seconds split into reading inputs, writing outputs and the rest
     (computing), and the process's peak memory by the end of the step.
     Inside, every read of the same inputs is served once
-    (:func:`operators.data.shared_inputs`) and every neighbour search of the
+    (:func:`store.data.shared_inputs`) and every neighbour search of the
     same embeddings too (:func:`methods.neighbours.shared_neighbours`).
     """
     from ..methods.neighbours import shared_neighbours
@@ -378,7 +371,7 @@ class FindLabelIssues(ActionOperator):
                 p.add_to(inputs, ctx)
         if dataset is None:
             return
-        params = self.values(ctx)
+        params = self.resolved_params(ctx)
         try:
             view = ctx.target_view()
             if params["rescore"]:
@@ -540,7 +533,7 @@ class FindLabelIssues(ActionOperator):
         # not ActionOperator.execute: each step takes the dataset's write
         # lock itself, and the App is set to the flagged samples at the end
         check_param_names(self, ctx.params, ctx=ctx)
-        return self.run(ctx, self.values(ctx), progress_reporter(ctx))
+        return self.run(ctx, self.resolved_params(ctx), progress_reporter(ctx))
 
     def resolve_output(self, ctx):
         outputs = types.Object()
@@ -567,7 +560,7 @@ def _recognised(dataset, fields, consensus_params, schema=None):
     """The consensus inputs among ``fields`` (what the consensus discovers;
     ``schema``: the objects' outputs on a patches view)."""
     try:
-        from .consensus_inputs import discover_inputs
+        from ..store.inputs import discover_inputs
     except ImportError:  # the consensus module no longer offers discovery
         return [f for f in fields if dataset.has_field(f)]
     own = {consensus_params.get(k) for k in ("output_field", "suggestion_field", "flag_field")}

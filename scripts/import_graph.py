@@ -12,7 +12,7 @@ import ast
 import os
 import sys
 
-PACKAGES = ("methods", "operators")
+PACKAGES = ("methods", "store", "operators")
 
 
 def plugin_modules(root):

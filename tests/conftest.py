@@ -61,6 +61,15 @@ def operator(name):
     return foo.get_operator("%s/%s" % (PLUGIN, name))
 
 
+def plugin_module(name):
+    """A module of the plugin as FiftyOne loaded it (its relative imports
+    work), e.g. ``plugin_module("store.review")``."""
+    import importlib
+
+    loaded = type(operator("compute_knn_disagreement")).__module__
+    return importlib.import_module(loaded[: loaded.rindex(".operators.")] + "." + name)
+
+
 def run_operator(name, dataset_or_view, **params):
     """Executes an operator immediately like the App would, via execute_operator."""
     import fiftyone.operators as foo

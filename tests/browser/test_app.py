@@ -323,7 +323,8 @@ def test_review_workflow_in_the_app(app):
     from playwright.sync_api import sync_playwright
 
     url, ds = app
-    review = sys.modules[type(foo.get_operator("@label-noise/curation/record_label_verdict")).__module__]
+    loaded = type(foo.get_operator("@label-noise/curation/record_label_verdict")).__module__
+    review = sys.modules[loaded[: loaded.rindex(".operators.")] + ".store.review"]
     classes = ["airplane", "cat", "frog", "truck"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -5,8 +5,8 @@ storage of a vector, the write touching only the samples asked for."""
 import numpy as np
 import pytest
 
-from operators import bulk
-from operators.data import InputError
+from store import bulk
+from store.data import InputError
 
 
 def _dataset(new_dataset, n=40, dim=8, seed=0):

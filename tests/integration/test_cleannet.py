@@ -64,7 +64,7 @@ def test_immediate_run_flags_noise_and_transfers(blob_dataset):
     assert 0 <= results.validation["error_rate"] <= 0.5
     assert results.validation["set"] == "held-out"
     assert results.verified_classes == ["class_0", "class_1", "class_2"]
-    from operators.runs import decode_state_dict
+    from store.runs import decode_state_dict
 
     weights = decode_state_dict(results.state_dict)
     assert weights["query1.weight"].shape[1] == 16
@@ -135,7 +135,7 @@ def test_error_messages(blob_dataset):
 
 
 def test_form_shows_verified_counts(blob_dataset):
-    from operators.cleannet import verification_counts
+    from operators.detectors.cleannet import verification_counts
 
     ds = blob_dataset(num_classes=3, per_class=20, dim=8, seed=3)
     ids = ds.values("id")

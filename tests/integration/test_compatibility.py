@@ -135,13 +135,17 @@ def test_in_range_copy_loads_and_requirements_check_passes(tmp_path):
 
 
 def test_operators_use_no_api_the_oldest_supported_fiftyone_lacks():
-    """Operator code runs on every declared release: what only newer
-    releases have goes through operators/compat.py (see its docstring)."""
+    """Plugin code (the data layer and the operators) runs on every declared
+    release: what only newer releases have goes through operators/compat.py
+    (see its docstring)."""
     import glob
 
     from operators.compat import NEWER_ONLY
 
-    sources = sorted(glob.glob(os.path.join(REPO, "operators", "*.py")))
+    sources = sorted(
+        glob.glob(os.path.join(REPO, "operators", "**", "*.py"), recursive=True)
+        + glob.glob(os.path.join(REPO, "store", "*.py"))
+    )
     sources.append(os.path.join(REPO, "__init__.py"))
     found = []
     for path in sources:

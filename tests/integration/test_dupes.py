@@ -167,7 +167,7 @@ def test_in_app_review_confirmation_and_revert(blob_dataset):
     assert ds.count_sample_tags() == {}
 
     # a second correction keeps the TRUE original
-    from operators.corrections import apply_corrections, revert_corrections
+    from store.corrections import apply_corrections, revert_corrections
 
     first = relabel[0]
     other = next(n for n in NAMES if n not in (before_labels[first], labels[first]))

@@ -187,11 +187,10 @@ def test_knn_on_shipped_demo_data_beats_chance_clearly(new_dataset):
 
 
 def _data_module():
-    """operators/data.py as FiftyOne loaded it with the plugin."""
-    import importlib
+    """store/data.py as FiftyOne loaded it with the plugin."""
+    from conftest import plugin_module
 
-    op = operator("compute_knn_disagreement")
-    return importlib.import_module(type(op).__module__.rsplit(".", 1)[0] + ".data")
+    return plugin_module("store.data")
 
 
 def test_batched_reads_equal_one_read_and_count_every_bad_sample(blob_dataset):

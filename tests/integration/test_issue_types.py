@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import blobs, run_operator
+from conftest import blobs, plugin_module, run_operator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -89,7 +89,7 @@ def test_find_label_issues_writes_issue_types(planted):
     for pair in results.overlapping_classes:
         assert pair["text"].startswith("%s <-> %s: " % tuple(pair["classes"]))
     # the panel's list beside the heatmap
-    from operators.panel_charts import issue_overview
+    from operators.panel.charts import issue_overview
     text = issue_overview(ds)
     assert "%d duplicate conflict" % counts["duplicate_conflict"] in text
     for pair in results.overlapping_classes[:5]:
@@ -137,7 +137,7 @@ def _docs(ds, ids):
 
 
 def test_ambiguous_and_exclude_verdicts_undo_exactly(blob_dataset):
-    lnv = _module("record_label_verdict")
+    lnv = plugin_module("store.review")
     ds = blob_dataset(num_classes=4, per_class=30, noise_rate=0.15)
     run_operator("compute_knn_disagreement", ds, k=5)
     run_operator("compute_noise_score", ds)
@@ -176,8 +176,8 @@ def test_ambiguous_and_exclude_verdicts_undo_exactly(blob_dataset):
 def test_audit_reports_each_type_with_interval(blob_dataset):
     from methods.audit import wilson_interval
 
-    lnv = _module("record_label_verdict")
-    audit = _module("start_label_audit")
+    lnv = plugin_module("store.review")
+    audit = plugin_module("store.audit")
     ds = blob_dataset(num_classes=4, per_class=30, noise_rate=0.15)
     run_operator("start_label_audit", ds, size=20, seed=1)
     ids = list(ds.load_run_results("label_audit", cache=False).sample_ids)
@@ -192,7 +192,7 @@ def test_audit_reports_each_type_with_interval(blob_dataset):
     assert (types["ambiguous"]["low"], types["ambiguous"]["high"]) == pytest.approx(
         wilson_interval(4, 18))
     assert est["n"] == 12  # the wrong-label rate: right/wrong verdicts only
-    from operators.panel_review import audit_summary
+    from operators.panel.review import audit_summary
     text = audit_summary(est)
     assert "ambiguous (two classes fit)" in text and "no class fits" in text
 
@@ -200,7 +200,7 @@ def test_audit_reports_each_type_with_interval(blob_dataset):
 def test_export_and_rescore_use_the_verdicts(blob_dataset, tmp_path):
     import json
 
-    lnv = _module("record_label_verdict")
+    lnv = plugin_module("store.review")
     ds = blob_dataset(num_classes=4, per_class=30, noise_rate=0.15)
     run_operator("find_label_issues", ds, preset="custom", detectors="knn_disagreement,label_quality")
     ids = ds.values("id")
@@ -232,9 +232,9 @@ def _operator(name):
 
 
 def test_object_verdicts_keys_export_and_undo(objects, tmp_path):
-    from operators.panel_review import key_action
+    from operators.panel.review import key_action
 
-    lnv = _module("record_label_verdict")
+    lnv = plugin_module("store.review")
     ds = objects(num_images=20, noise_rate=0.2)
     patches = ds.to_patches("ground_truth")
     ids = patches.values("id")

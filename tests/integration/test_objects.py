@@ -140,7 +140,7 @@ def test_consensus_combines_object_outputs_and_verification(objects):
     noisy, score = ds.to_patches("ground_truth").values(
         ["ground_truth.is_noisy", "ground_truth.noise_score"]
     )
-    from methods.consensus import _auroc
+    from methods.consensus import auroc as _auroc
 
     assert _auroc(np.array(noisy), np.array(score, float)) > 0.8
     # flagged objects get the label tag, images none
@@ -289,7 +289,7 @@ def test_tag_apply_revert_export_objects(objects, tmp_path):
     # a second correction keeps the first original
     oid = changed[0]
     sid = ds.to_patches("ground_truth").select(oid).values("sample_id")[0]
-    from operators.corrections import apply_object_corrections
+    from store.corrections import apply_object_corrections
 
     again = "class_0" if after[oid]["label"] != "class_0" else "class_1"
     apply_object_corrections(ds.to_patches("ground_truth"), [oid], [again], source="manual")
@@ -362,7 +362,7 @@ def test_patch_embeddings_and_pipeline_on_pasted_cifar10n(new_dataset):
         run_operator("compute_noise_score", patches)
         noisy, score = ds.to_patches("ground_truth").values(
             ["ground_truth.is_noisy", "ground_truth.noise_score"])
-        from methods.consensus import _auroc
+        from methods.consensus import auroc as _auroc
 
         auroc = _auroc(np.array(noisy), np.array(score, float))
         print("pipeline AUROC on crops, random weights: %.3f" % auroc)
@@ -382,7 +382,7 @@ def test_object_auroc_equals_image_auroc_on_same_labels(new_dataset):
     embeddings) vs the same images as samples: same consensus AUROC."""
     from make_detection_dataset import load_objects
     from synthetic import insert_labeled_samples
-    from methods.consensus import _auroc
+    from methods.consensus import auroc as _auroc
 
     objects_ds = load_objects("objects-" + new_dataset().name, DEMO_OBJECTS, label_column="worst")
     try:

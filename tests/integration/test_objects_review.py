@@ -11,7 +11,7 @@ import bson
 import numpy as np
 import pytest
 
-from conftest import operator, run_operator, snapshot
+from conftest import operator, plugin_module, run_operator, snapshot
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -32,7 +32,7 @@ def _raw(ds):
 
 
 def _auroc(truth, score):
-    from methods.consensus import _auroc
+    from methods.consensus import auroc as _auroc
 
     return _auroc(np.asarray(truth, bool), np.asarray(score, float))
 
@@ -193,7 +193,7 @@ def test_object_verdict_bad_input_writes_nothing(objects):
 def test_audit_on_objects(objects):
     from methods.audit import wilson_interval
 
-    update_audit = sys.modules[type(operator("start_label_audit")).__module__].update_audit
+    update_audit = plugin_module("store.audit").update_audit
     ds = objects(num_images=30, noise_rate=0.3)
     patches = ds.to_patches("ground_truth")
     out = operator("start_label_audit")(patches, size=15, seed=3)

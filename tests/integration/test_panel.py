@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import operator
+from conftest import operator, plugin_module
 
 
 class State(dict):
@@ -148,7 +148,7 @@ def test_overview_charts_by_aggregation(scored):
 def test_chart_helpers(scored):
     from fiftyone import ViewField as F
 
-    charts = sys.modules[type(operator("label_noise_panel")).__module__.replace(".panel", ".panel_charts")]
+    charts = plugin_module("operators.panel.charts")
     ds = scored
     view = charts.beyond(ds, None, "noise_score", 0.6)
     scores = view.values("noise_score")
@@ -169,7 +169,7 @@ def test_chart_helpers(scored):
 
 
 def test_keys_and_audit_text():
-    review = sys.modules[type(operator("label_noise_panel")).__module__.replace(".panel", ".panel_review")]
+    review = plugin_module("operators.panel.review")
     classes = ["cat", "dog"]
     assert review.key_action("Y", classes) == ("correct", None)
     assert review.key_action("2", classes) == ("relabel", "dog")
@@ -271,14 +271,14 @@ def test_review_sources_selected_and_view(scored):
     ctx.selected = picked
     ctx.event(p, "on_change_review_source", value="selected")
     ctx.event(p, "start_review")
-    queue = _module("record_label_verdict").load_queue(ds)
+    queue = plugin_module("store.review").load_queue(ds)
     scores = dict(zip(*ds.select(picked).values(["id", "noise_score"])))
     assert queue["ids"] == sorted(picked, key=lambda i: -scores[i])  # largest score first
     assert queue["classes"] == ["cat", "dog", "frog", "ship"]
     ctx.view = ds.match({"ground_truth.label": "dog"}).sort_by("filepath")
     ctx.event(p, "on_change_review_source", value="view")
     ctx.event(p, "start_review")
-    assert _module("record_label_verdict").load_queue(ds)["ids"] == ds.match(
+    assert plugin_module("store.review").load_queue(ds)["ids"] == ds.match(
         {"ground_truth.label": "dog"}).sort_by("filepath").values("id")
     ctx.selected = []
     ctx.event(p, "on_change_review_source", value="selected")

@@ -250,9 +250,10 @@ def test_review_card_and_form_show_the_model(labelled):
     import importlib
 
     # the plugin's own package (its modules import ``..methods`` relatively)
-    package = sys.modules[type(operator("compute_noise_score")).__module__].__package__
-    pr = importlib.import_module(package + ".panel_review")
-    prediction_fields = importlib.import_module(package + ".predictions").prediction_fields
+    from conftest import plugin_module
+
+    pr = plugin_module("operators.panel.review")
+    prediction_fields = plugin_module("store.predictions").prediction_fields
 
     ds, y, noisy = labelled(per_class=20)
     run_operator("compute_knn_disagreement", ds, k=5)

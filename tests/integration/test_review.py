@@ -12,16 +12,16 @@ def noisy(blob_dataset):
 
 
 def _review_module():
-    """operators/review.py as the plugin loaded it (its relative imports work)."""
-    import sys
+    """store/review.py as the plugin loaded it (its relative imports work)."""
+    from conftest import plugin_module
 
-    return sys.modules[type(operator("record_label_verdict")).__module__]
+    return plugin_module("store.review")
 
 
 def _audit_module():
-    import sys
+    from conftest import plugin_module
 
-    return sys.modules[type(operator("start_label_audit")).__module__]
+    return plugin_module("store.audit")
 
 
 def _sample_docs(ds, ids):
@@ -50,12 +50,12 @@ def test_find_label_issues_chain_and_rescore(noisy):
     assert summary["noise_rate"] is not None and 0 < summary["noise_rate"] < 1
     noisy_truth = np.array(ds.values("is_noisy"))
     score = np.array(ds.values("noise_score"))
-    from methods.consensus import _auroc
+    from methods.consensus import auroc as _auroc
 
     assert _auroc(noisy_truth, score) > 0.85
     # missing steps are reported, not silently dropped
     try:
-        import operators.label_quality  # noqa: F401
+        import operators.detectors.label_quality  # noqa: F401
         has_lq = True
     except ImportError:
         has_lq = False
@@ -107,7 +107,7 @@ def test_find_label_issues_errors(noisy, new_dataset):
 
 
 def test_shared_inputs_reads_once(noisy, monkeypatch):
-    from operators import data as lnd
+    from store import data as lnd
 
     calls = []
     real = lnd.read_columns_uncached
@@ -283,7 +283,7 @@ def test_verdicts_put_fixed_labels_back_for_the_model_estimate():
     """Only labels judged wrong *and* corrected go back to their class
     before the correction (what the labelling process produced); a label
     corrected without a verdict, or verified right, keeps its class."""
-    from operators.consensus_inputs import Verdicts
+    from store.inputs import Verdicts
 
     given = np.array([1, 1, 0, -1, -1])
     corrected = np.array([True, False, True, True, False])

@@ -58,7 +58,7 @@ def test_scan_with_labels_matches_classes_and_flags_noise(blob_dataset):
         "scan_cluster", "scan_confidence", "scan_label", "scan_noise", "scan_mislabeled",
     }
     assert info.config.metrics["acc"] == pytest.approx(summary["acc"], abs=1e-4)
-    from operators.runs import load_results
+    from store.runs import load_results
 
     results = load_results(ds, "scan")
     assert sorted(c for c in results["cluster_to_class"]) == sorted(set(given))
@@ -110,7 +110,7 @@ def test_scan_partially_labeled_view_and_sdk(blob_dataset):
 
 
 def test_scan_bad_input_writes_nothing(blob_dataset):
-    from operators.data import InputError
+    from store.data import InputError
 
     ds = blob_dataset(num_classes=2, per_class=10)
     with pytest.raises(Exception, match="embed_missing"):

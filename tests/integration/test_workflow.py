@@ -11,7 +11,7 @@ from conftest import operator, run_delegated, run_operator
 
 
 def _auroc(truth, score):
-    from methods.consensus import _auroc as auroc
+    from methods.consensus import auroc
 
     return auroc(np.asarray(truth, bool), np.asarray(score, float))
 
@@ -164,7 +164,7 @@ def test_noise_score_finds_renamed_outputs_via_run_records(blob_dataset):
 
 
 def test_noise_score_without_detectors_is_a_clear_error(blob_dataset):
-    from operators.data import InputError
+    from store.data import InputError
 
     ds = blob_dataset()
     before = set(ds.get_field_schema())

@@ -115,7 +115,7 @@ def test_bad_arguments():
 
 
 def test_safe_names_round_trip_and_stay_one_component():
-    from operators.safe_paths import safe_name, unsafe_name
+    from store.safe_paths import safe_name, unsafe_name
 
     for name in ["cat", "sea lion", "café ☕", "a/b", "..", ".", "../../etc",
                  "100%", "x\ny", "trailing ", "C:\\win", ".hidden", "文字"]:
@@ -130,7 +130,7 @@ def test_safe_names_round_trip_and_stay_one_component():
 
 
 def test_compare_listings_decides_each_file():
-    from operators.dupes import compare_listings
+    from operators.detectors.dupes import compare_listings
 
     manifest = {
         "classes": {"cat": "cat", "dog": "dog", "a%2Fb": "a/b"},
@@ -152,8 +152,8 @@ def test_compare_listings_decides_each_file():
 def test_overwrite_never_deletes_outside_the_review_folder(tmp_path):
     import json
 
-    from operators.data import InputError
-    from operators.dupes import _prepare_dir
+    from store.data import InputError
+    from operators.detectors.dupes import _prepare_dir
 
     root = tmp_path / "review"
     (root / "cat").mkdir(parents=True)
