@@ -70,25 +70,25 @@ def synthetic(n, latent, seed=0):
 
 def search_all(index, x, batch=16384):
     """The K nearest of every row, itself excluded (as the detectors do)."""
-    from methods.neighbours import _without_self
+    from methods.neighbours import without_self
 
     out = np.empty((len(x), K), np.int64)
     for s in range(0, len(x), batch):
         rows = np.arange(s, min(s + batch, len(x)))
-        out[s:s + batch] = _without_self(index, x[rows], rows, K)
+        out[s:s + batch] = without_self(index, x[rows], rows, K)
     return out
 
 
 def run_set(name, x, queries, rows, sweep):
     import faiss
-    from methods.neighbours import _without_self, cosine_neighbours, recall_at_k
+    from methods.neighbours import cosine_neighbours, recall_at_k, without_self
 
     n, d = x.shape
     q = np.sort(np.random.default_rng(0).choice(n, min(queries, n), replace=False))
     flat = faiss.IndexFlatIP(d)
     flat.add(x)
     with common.Timer() as t:
-        truth = _without_self(flat, x[q], q, K)
+        truth = without_self(flat, x[q], q, K)
     del flat
     base = dict(set=name, rows=n, queries=len(q))
     rows.append(dict(base, index="flat", params="exact", seconds=("~%.0f" % (t.seconds * n / len(q))) if len(q) < n else round(t.seconds, 1), recall=1.0))

@@ -52,9 +52,9 @@ class Timer(common.Timer):
 
 
 def standardized(x):
-    from methods.training_value import _normaliser
+    from methods.training_value import normaliser
 
-    mean, scale = _normaliser(x, True)
+    mean, scale = normaliser(x, True)
     return (x - mean) / scale
 
 

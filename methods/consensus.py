@@ -280,7 +280,7 @@ def noise_consensus(
         cv_auc = cross_validated_auc(matrix, truth, folds=folds, seed=seed)
         base = raw[baseline][known]
         ok = np.isfinite(base)
-        base_auc = _auroc(truth[ok], base[ok])
+        base_auc = auroc(truth[ok], base[ok])
         if not cv_auc > base_auc:
             baseline_kept = True
             weights = np.array([1.0 if k == baseline else 0.0 for k in names])
@@ -298,10 +298,10 @@ def noise_consensus(
         for name in names:
             col = best["normalised"][name][known]
             ok = np.isfinite(col)
-            verified_auc[name] = _auroc(truth[ok], col[ok])
+            verified_auc[name] = auroc(truth[ok], col[ok])
         col = best["noise"][known]
         ok = np.isfinite(col)
-        verified_auc["noise_score"] = _auroc(truth[ok], col[ok])
+        verified_auc["noise_score"] = auroc(truth[ok], col[ok])
 
     suggested, confidence = _vote(suggestions or {}, dict(zip(names, weights)), n)
     return {
@@ -350,7 +350,7 @@ def cross_validated_auc(features, is_noisy, folds=5, seed=51):
             w = np.ones_like(w)
         out[test] = _weighted_mean(x[test], present[test], w)
     ok = np.isfinite(out)
-    return _auroc(y[ok], out[ok])
+    return auroc(y[ok], out[ok])
 
 
 def _weighted_mean(matrix, present, weights):
@@ -390,7 +390,7 @@ def _combine(raw, names, labels, mode, verified, can_learn, seed):
     if can_learn:
         known = verified >= 0
         ok = np.isfinite(noise[known])
-        auc = _auroc(verified[known][ok] == 1, noise[known][ok])
+        auc = auroc(verified[known][ok] == 1, noise[known][ok])
     return dict(
         mode=mode, normalised=normalised, weights=weights, learned=learned,
         noise=noise, auc=auc,
@@ -427,7 +427,7 @@ def _vote(suggestions, weights, n):
     return suggested, confidence
 
 
-def _auroc(truth, score):
+def auroc(truth, score):
     """Mann-Whitney AUROC (ties count half); NaN if one class is absent."""
     truth = np.asarray(truth, dtype=bool)
     score = np.asarray(score, dtype=np.float64)

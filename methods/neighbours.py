@@ -141,7 +141,7 @@ def _search(features, k, batch_size, exact, nprobe, seed, target_recall, info):
     out = np.empty((n, k), dtype=np.int64)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        out[start:stop] = _without_self(index, x[start:stop], np.arange(start, stop), k)
+        out[start:stop] = without_self(index, x[start:stop], np.arange(start, stop), k)
     return out
 
 
@@ -186,7 +186,7 @@ class Reranked:
         return scores, found
 
 
-def _without_self(index, queries, rows, k):
+def without_self(index, queries, rows, k):
     """Top ``k`` of ``queries`` (rows ``rows`` of the index), self excluded."""
     _, found = index.search(queries, k + 1)
     short = np.flatnonzero((found < 0).any(axis=1))
@@ -208,13 +208,13 @@ def _auto_nprobe(index, x, k, seed, target_recall):
     rows = np.sort(np.random.default_rng([int(seed), 1]).choice(n, min(RECALL_QUERIES, n), replace=False))
     flat = faiss.IndexFlatIP(x.shape[1])
     flat.add(x)
-    truth = _without_self(flat, x[rows], rows, k)
+    truth = without_self(flat, x[rows], rows, k)
     del flat
     steps = [p for p in NPROBE_STEPS if p < index.nlist] + [min(NPROBE_STEPS[-1], index.nlist)]
     recall = 0.0
     for nprobe in sorted(set(steps)):
         index.nprobe = nprobe
-        found = _without_self(index, x[rows], rows, k)
+        found = without_self(index, x[rows], rows, k)
         recall = recall_at_k(found, truth)
         if recall >= target_recall:
             break

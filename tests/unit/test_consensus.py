@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from methods.consensus import (
-    _auroc,
+    auroc as _auroc,
     label_agreement_score,
     learn_weights,
     noise_consensus,

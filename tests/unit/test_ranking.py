@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from methods.confident_learning import anchor_transition, noise_posterior
-from methods.consensus import _auroc
+from methods.consensus import auroc as _auroc
 from methods.noise_estimate import estimate_label_noise
 
 K = 10
