@@ -49,6 +49,8 @@ No FiftyOne here: numpy arrays in, arrays out.
 
 import numpy as np
 
+from .arrays import most_probable_other
+
 #: weight of the given label's one vote against the model's probabilities
 GIVEN_WEIGHT = 1.0
 #: a flagged label is "ambiguous" when p[given] >= RATIO * p[best other class]
@@ -107,10 +109,8 @@ def split_wrong_ambiguous(probabilities, labels, ratio=RATIO, majority=MAJORITY)
     rows = np.arange(len(p))
     has = (labels >= 0) & (labels < p.shape[1])
     given = np.where(has, p[rows, np.clip(labels, 0, p.shape[1] - 1)], 0.0)
-    others = p.copy()
-    others[rows[has], labels[has]] = -np.inf
-    alternative = others.argmax(axis=1)
-    best_other = others[rows, alternative]
+    alternative = most_probable_other(p, labels)
+    best_other = p[rows, alternative]
     ambiguous = (given >= ratio * best_other) | (p.max(axis=1) <= majority)
     return ambiguous & has, alternative
 

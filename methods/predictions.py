@@ -75,6 +75,8 @@ No FiftyOne here.
 
 import numpy as np
 
+from .arrays import most_probable_other
+
 #: agreement above ``1 - noise rate`` tolerated before calling predictions in-sample
 IN_SAMPLE_MARGIN = 0.05
 #: a memoriser agrees with the given labels on the reference's most suspicious
@@ -285,6 +287,8 @@ def other_class_suggestion(pooled, labels, p_wrong):
     q = np.asarray(pooled, np.float64).copy()
     rows = np.arange(len(labels))
     q[rows, labels] = 0.0
-    suggested = q.argmax(axis=1)
+    # the given class masked with 0 (its historical choice, kept for identical
+    # results): a row whose other classes all have probability 0 gets class 0
+    suggested = most_probable_other(pooled, labels, fill=0.0)
     share = q[rows, suggested] / np.maximum(q.sum(axis=1), 1e-12)
     return suggested.astype(np.int64), (np.asarray(p_wrong) * share).astype(np.float64)
