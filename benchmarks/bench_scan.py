@@ -43,7 +43,7 @@ def main():
 
     faiss.omp_set_num_threads(args.threads)
     from methods.scan import (class_probabilities, cluster_metrics, hungarian_match,
-                              kmeans_clusters, mine_neighbors, scan)
+                              kmeans_clusters, mine_neighbours, scan)
 
     limit = 3000 if args.quick else None
     data = {ls: common.cifar10n(ls, limit=limit) for ls in ("random1", "worst")}
@@ -61,8 +61,8 @@ def main():
 
     with common.Timer() as t_scan:
         with common.Timer() as t_mine:
-            neighbours = mine_neighbors(x, 20)
-        found = scan(x, neighbors=neighbours, **kwargs)
+            neighbours = mine_neighbours(x, 20)
+        found = scan(x, neighbours=neighbours, **kwargs)
     purity = float((clean[neighbours] == clean[:, None]).mean())
     rows.append(dict(method="SCAN clustering step", **cluster_metrics(clean, found["cluster_before_self_label"]),
                      seconds=""))
@@ -111,15 +111,15 @@ def main():
 
 def step_budgets(budgets, quick=False):
     """SCAN's quality by optimizer-step budget (``max_steps``) on CIFAR-10N."""
-    from methods.scan import class_probabilities, cluster_metrics, hungarian_match, mine_neighbors, scan
+    from methods.scan import class_probabilities, cluster_metrics, hungarian_match, mine_neighbours, scan
 
     d = common.cifar10n("random1", limit=3000 if quick else None)
     x, noisy, n = d["x"], d["noisy"], len(d["x"])
-    neighbours = mine_neighbors(x, 20)
+    neighbours = mine_neighbours(x, 20)
     rows = []
     for budget in budgets:
         with common.Timer() as t:
-            found = scan(x, num_clusters=10, neighbors=neighbours, max_steps=budget, seed=51)
+            found = scan(x, num_clusters=10, neighbours=neighbours, max_steps=budget, seed=51)
         cp = class_probabilities(found["probs"], hungarian_match(found["cluster"], noisy, 10, 10), 10)
         s = common.detection_scores(d["is_noisy"], 1.0 - cp[np.arange(n), noisy])
         rows.append(dict(max_steps=budget, clustering_steps=found["clustering_steps_run"],

@@ -7,7 +7,7 @@ Three steps, on plain arrays:
    (NT-Xent loss over two augmented views of every image) of a torchvision
    backbone on the dataset's own images.
 2. **Mining**: the K nearest neighbours of every sample (cosine, faiss),
-   :func:`mine_neighbors`.
+   :func:`mine_neighbours`.
 3. **Clustering step** (:func:`scan`): clustering heads trained with the SCAN
    loss (:func:`scan_loss`): the consistency term ``-log <p_i, p_j>`` over
    pairs of a sample and one of its mined neighbours, minus ``entropy_weight``
@@ -49,12 +49,12 @@ _EPS = 1e-8
 # --------------------------------------------------------------------------
 
 
-def scan_loss(anchor_logits, neighbor_logits, entropy_weight=5.0):
+def scan_loss(anchor_logits, neighbour_logits, entropy_weight=5.0):
     """The SCAN loss of a batch.
 
     Args:
         anchor_logits: torch tensor (b, c), logits of the samples
-        neighbor_logits: torch tensor (b, c), logits of one mined neighbour of
+        neighbour_logits: torch tensor (b, c), logits of one mined neighbour of
             each sample (row-aligned)
         entropy_weight (5.0): lambda, weight of the entropy term (paper: 5)
 
@@ -67,15 +67,15 @@ def scan_loss(anchor_logits, neighbor_logits, entropy_weight=5.0):
     import torch
 
     p_anchor = torch.softmax(anchor_logits, dim=1)
-    p_neighbor = torch.softmax(neighbor_logits, dim=1)
-    similarity = (p_anchor * p_neighbor).sum(dim=1)
+    p_neighbour = torch.softmax(neighbour_logits, dim=1)
+    similarity = (p_anchor * p_neighbour).sum(dim=1)
     consistency = -torch.log(similarity.clamp_min(_EPS)).mean()
     mean_p = p_anchor.mean(dim=0)
     entropy = -(mean_p * torch.log(mean_p.clamp_min(_EPS))).sum()
     return consistency - entropy_weight * entropy, consistency, entropy
 
 
-def mine_neighbors(features, k=20, batch_size=16384, exact=None):
+def mine_neighbours(features, k=20, batch_size=16384, exact=None):
     """The ``k`` nearest neighbours of every row (cosine, self excluded).
 
     Args:
@@ -212,7 +212,7 @@ def scan(
     min_growth=0.002,
     min_steps=200,
     max_steps=5000,
-    neighbors=None,
+    neighbours=None,
     seed=51,
     device=None,
     progress=None,
@@ -259,7 +259,7 @@ def scan(
             a pass, x 10 epochs = 5,000); a small head on frozen features converges in far fewer
             steps than the paper's 100 epochs of a whole backbone
             (``docs/scan.md``: CIFAR-10N quality by step budget)
-        neighbors (None): precomputed (n, k) neighbour indices
+        neighbours (None): precomputed (n, k) neighbour indices
         seed (51): all randomness (init, batches, augmentation)
         device (None): torch device; default CUDA when available
         progress (None): ``callable(fraction, message)``
@@ -277,7 +277,7 @@ def scan(
           self-labeling epoch and after the last one
         - ``clustering_epochs_run`` (passes, the last maybe partial),
           ``clustering_steps_run``, ``self_label_epochs_run``,
-          ``neighbors`` (n, k)
+          ``neighbours`` (n, k)
     """
     import torch
 
@@ -293,9 +293,9 @@ def scan(
         raise ValueError("num_clusters must be >= 2, got %d" % num_clusters)
 
     report(0.0, "mining %d nearest neighbours" % k)
-    if neighbors is None:
-        neighbors = mine_neighbors(x, k)
-    neighbors = np.asarray(neighbors, dtype=np.int64)
+    if neighbours is None:
+        neighbours = mine_neighbours(x, k)
+    neighbours = np.asarray(neighbours, dtype=np.int64)
     report(0.1, "clustering step")
 
     device = choose_device(device)
@@ -304,7 +304,7 @@ def scan(
         torch.manual_seed(int(seed))
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         feats = torch.from_numpy(zscore(l2_normalise(x, eps=_EPS)).astype(np.float32)).to(device)
-        nbrs = torch.from_numpy(neighbors).to(device)
+        nbrs = torch.from_numpy(neighbours).to(device)
         model = _make_model(feats.shape[1], hidden_dim, num_clusters, num_heads).to(device)
         batch_size = int(min(batch_size, n))
 
@@ -347,7 +347,7 @@ def scan(
         # ---- pick the head with the lowest loss over the whole set
         probs_all = _predict(model, feats, batch_size=4096)  # list per head
         head_losses = []
-        nbrs_cpu = torch.from_numpy(neighbors)
+        nbrs_cpu = torch.from_numpy(neighbours)
         for p in probs_all:
             p_t = torch.from_numpy(p)
             log_sim = 0.0  # by row chunks: (n, k, c) at once is 0.8 GB per head at 1M
@@ -355,7 +355,7 @@ def scan(
                 nb_p = p_t[nbrs_cpu[start:start + 65536]]  # (rows, k, c)
                 sim = (p_t[start:start + 65536, None, :] * nb_p).sum(-1).clamp_min(_EPS)
                 log_sim += float(torch.log(sim).double().sum())
-            consistency = -log_sim / neighbors.size
+            consistency = -log_sim / neighbours.size
             mean_p = p_t.mean(0)
             entropy = float(-(mean_p * torch.log(mean_p.clamp_min(_EPS))).sum())
             head_losses.append(
@@ -372,7 +372,7 @@ def scan(
             "probs_before_self_label": before,
             "cluster_before_self_label": before.argmax(1).astype(np.int64),
             "confidence_before_self_label": before.max(1).astype(np.float32),
-            "neighbors": neighbors,
+            "neighbours": neighbours,
         }
 
         # ---- self-labeling

@@ -12,7 +12,7 @@ from methods.scan import (  # noqa: E402
     class_probabilities,
     cluster_metrics,
     hungarian_match,
-    mine_neighbors,
+    mine_neighbours,
     nt_xent_loss,
     scan,
     scan_loss,
@@ -130,9 +130,9 @@ def test_class_probabilities_sum_matched_clusters():
     assert np.allclose(dropped, [[0.5, 0.2], [0.1, 0.8]])
 
 
-def test_mine_neighbors_cosine():
+def test_mine_neighbours_cosine():
     x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [10, 0.5]], dtype=np.float32)
-    nb = mine_neighbors(x, k=1)
+    nb = mine_neighbours(x, k=1)
     assert nb[:, 0].tolist() == [4, 4, 3, 2, 0]
 
 
