@@ -13,6 +13,15 @@ import math
 
 import numpy as np
 
+__all__ = [
+    "AUDIT_TYPES",
+    "Z95",
+    "audit_estimate",
+    "draw_audit_sample",
+    "type_shares",
+    "wilson_interval",
+]
+
 #: two-sided 95% normal quantile
 Z95 = 1.959963984540054
 

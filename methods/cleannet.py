@@ -76,6 +76,19 @@ import numpy as np
 
 from .arrays import choose_device, l2_normalise
 
+__all__ = [
+    "DEFAULTS",
+    "MODEL_KEYS",
+    "error_rate",
+    "make_model",
+    "reconstruction_loss",
+    "reference_sets",
+    "score_cleannet",
+    "supervised_loss",
+    "train_cleannet",
+    "unsupervised_loss",
+]
+
 UNVERIFIED, WRONG, CORRECT = -1, 0, 1
 
 DEFAULTS = dict(

@@ -43,6 +43,19 @@ No FiftyOne here: numpy arrays in, arrays out.
 
 import numpy as np
 
+__all__ = [
+    "anchor_noise_rates",
+    "anchor_transition",
+    "calibrate_joint",
+    "confident_joint",
+    "confident_learning",
+    "noise_posterior",
+    "per_class_thresholds",
+    "prune_by_noise_rate",
+    "shift_to_mean",
+    "uniform_noise_test",
+]
+
 
 def per_class_thresholds(probabilities, labels):
     """``t_j``: the mean predicted probability of class j over samples labelled j."""

@@ -39,6 +39,17 @@ fit, is imported only when weights are learned).
 
 import numpy as np
 
+__all__ = [
+    "NORMALISATIONS",
+    "auroc",
+    "cross_validated_auc",
+    "label_agreement_score",
+    "learn_weights",
+    "noise_consensus",
+    "normalise",
+    "rank_normalise",
+]
+
 
 def label_agreement_score(given, predicted, confidence=None):
     """Turns a predicted class into an oriented noise score.

@@ -30,6 +30,8 @@ import numpy as np
 
 from .arrays import choose_device, standardise_split
 
+__all__ = ["CLASSIFIERS", "count_dupes", "dupes", "fit_predict_probabilities", "split_halves"]
+
 CLASSIFIERS = ("logreg", "sklearn_logreg", "mlp", "cnn")
 
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from .arrays import choose_device
 
+__all__ = ["BACKBONES", "ToPIL", "build_backbone", "head_layer", "load_backbone", "preprocess"]
+
 BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_large")
 
 

@@ -27,6 +27,8 @@ No FiftyOne here.
 
 import numpy as np
 
+__all__ = ["ISSUE_TYPES", "assign_issue_types", "issue_counts"]
+
 ISSUE_TYPES = ("wrong", "ambiguous", "outlier", "duplicate_conflict")
 
 

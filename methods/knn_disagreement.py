@@ -9,6 +9,8 @@ plugin is compared against.
 
 import numpy as np
 
+__all__ = ["knn_disagreement"]
+
 
 def knn_disagreement(embeddings, labels, k=10, batch_size=65536, exact=None):
     """Scores label noise by disagreement with the k nearest neighbours.

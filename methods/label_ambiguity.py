@@ -51,6 +51,15 @@ import numpy as np
 
 from .arrays import most_probable_other
 
+__all__ = [
+    "GIVEN_WEIGHT",
+    "MAJORITY",
+    "RATIO",
+    "annotator_distribution",
+    "label_ambiguity",
+    "split_wrong_ambiguous",
+]
+
 #: weight of the given label's one vote against the model's probabilities
 GIVEN_WEIGHT = 1.0
 #: a flagged label is "ambiguous" when p[given] >= RATIO * p[best other class]

@@ -14,6 +14,8 @@ import numpy as np
 
 from .arrays import choose_device
 
+__all__ = ["fit_logreg", "logreg_log_proba"]
+
 
 def fit_logreg(x, y, num_classes, l2=1e-3, max_iter=100, sample_weight=None,
                init=None, device=None):

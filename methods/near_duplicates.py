@@ -29,6 +29,8 @@ No FiftyOne here; scipy's connected components are imported inside.
 
 import numpy as np
 
+__all__ = ["K", "THRESHOLD", "near_duplicate_groups"]
+
 #: distance, relative to the median nearest-neighbour distance, below which
 #: two samples are near-duplicates (cleanlab Datalab's default)
 THRESHOLD = 0.13

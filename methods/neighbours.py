@@ -26,6 +26,18 @@ import math
 
 import numpy as np
 
+__all__ = [
+    "EXACT_MAX_ROWS",
+    "NPROBE_STEPS",
+    "RECALL_QUERIES",
+    "Reranked",
+    "TARGET_RECALL",
+    "cosine_neighbours",
+    "recall_at_k",
+    "shared_neighbours",
+    "without_self",
+]
+
 #: above this many rows :func:`cosine_neighbours` searches an IVF index by default
 EXACT_MAX_ROWS = 100_000
 #: recall@k the automatic ``nprobe`` aims for

@@ -93,6 +93,17 @@ from .confident_learning import (
 )
 from .pooling import log_linear_pool
 
+__all__ = [
+    "ESTIMATORS",
+    "RANKINGS",
+    "estimate_label_noise",
+    "label_probabilities",
+    "model_noise_rates",
+    "model_wrong_probability",
+    "platt_calibrate",
+    "pool_probabilities",
+]
+
 ESTIMATORS = ("anchors", "confident_learning")
 RANKINGS = ("posterior", "self_confidence")
 

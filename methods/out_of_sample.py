@@ -61,6 +61,16 @@ import numpy as np
 from .arrays import log_softmax, standardise_columns
 from .pooling import log_linear_pool
 
+__all__ = [
+    "K_GRID",
+    "L2_GRID",
+    "MODELS",
+    "choose_k",
+    "knn_probabilities",
+    "out_of_sample_probabilities",
+    "stratified_folds",
+]
+
 MODELS = ("ensemble", "logreg", "mlp", "knn")
 
 #: ridge penalties tried for ``logreg`` when ``l2`` is not given

@@ -38,6 +38,8 @@ No FiftyOne here; sklearn's Ledoit-Wolf shrinkage is imported inside.
 
 import numpy as np
 
+__all__ = ["DIMS", "MAD_TO_SIGMA", "TRIM", "Z_OUTLIER", "outlier_score"]
+
 #: outlier_score above which a sample is an outlier (robust z units)
 Z_OUTLIER = 3.0
 #: principal axes kept

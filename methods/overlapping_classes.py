@@ -23,6 +23,8 @@ No FiftyOne here.
 
 import numpy as np
 
+__all__ = ["describe_pair", "overlapping_classes"]
+
 
 def overlapping_classes(probabilities, labels, class_names=None, min_count=1, top=None):
     """The class pairs whose samples are most often split between the two.

@@ -77,6 +77,18 @@ import numpy as np
 
 from .arrays import most_probable_other
 
+__all__ = [
+    "IN_SAMPLE_MARGIN",
+    "MIN_REFERENCE_GAIN",
+    "SUSPECT_RATIO",
+    "UNKNOWN_CLASS_FLOOR",
+    "align_classes",
+    "from_label_confidence",
+    "in_sample_check",
+    "other_class_suggestion",
+    "to_probabilities",
+]
+
 #: agreement above ``1 - noise rate`` tolerated before calling predictions in-sample
 IN_SAMPLE_MARGIN = 0.05
 #: a memoriser agrees with the given labels on the reference's most suspicious

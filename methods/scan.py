@@ -39,7 +39,19 @@ the functions.
 import numpy as np
 
 from .arrays import choose_device, l2_normalise, zscore
-from .simclr import nt_xent_loss, simclr_features  # noqa: F401 (step 1, importable here)
+from .simclr import nt_xent_loss, simclr_features
+
+__all__ = [
+    "class_probabilities",
+    "cluster_metrics",
+    "hungarian_match",
+    "kmeans_clusters",
+    "mine_neighbours",
+    "nt_xent_loss",
+    "scan",
+    "scan_loss",
+    "simclr_features",
+]
 
 _EPS = 1e-8
 

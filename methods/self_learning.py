@@ -36,6 +36,8 @@ import numpy as np
 
 from .prototypes import correct_labels, select_prototypes
 
+__all__ = ["PAPER_DEFAULTS", "correct_labels", "select_prototypes", "self_learning"]
+
 PAPER_DEFAULTS = dict(
     samples_per_class=1280,
     num_prototypes=8,

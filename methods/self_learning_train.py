@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from .arrays import choose_device
 from .prototypes import correct_labels
 
+__all__ = ["train_self_learning"]
+
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 

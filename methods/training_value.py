@@ -58,12 +58,22 @@ import time
 import numpy as np
 
 from .arrays import choose_device
-from .training_value_mc import (  # noqa: F401 (importable here)
+from .training_value_mc import (
     draw_subsets,
     monte_carlo_estimates,
     monte_carlo_literal,
 )
-from .value_network import fit_value_regressors, normaliser, predict_training_value  # noqa: F401
+from .value_network import fit_value_regressors, normaliser, predict_training_value
+
+__all__ = [
+    "DEFAULTS",
+    "fit_value_regressors",
+    "monte_carlo_estimates",
+    "monte_carlo_literal",
+    "normaliser",
+    "predict_training_value",
+    "training_value",
+]
 
 #: the defaults of the paper's implementation (see docs/training_value.md)
 DEFAULTS = dict(
