@@ -64,7 +64,6 @@ Shared low layers
                           other class, the torch device choice
 
 Layering: a module imports only numpy, scipy, sklearn, torch (torchvision),
-faiss, PIL and
-other ``methods`` modules, and no import cycle exists between them
-(``scripts/import_graph.py`` checks).
+faiss, PIL and other ``methods`` modules, and no import cycle exists between
+them (``scripts/import_graph.py`` checks).
 """

@@ -190,6 +190,8 @@ def split_halves(labels, rng):
 
 
 def _take(features, rows):
+    # a fresh copy of the rows: the classifiers standardise both halves in
+    # place (methods.arrays.standardise_split by the training half's moments)
     if isinstance(features, list):
         return [features[i] for i in rows]
     return features[rows]

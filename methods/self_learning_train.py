@@ -1,4 +1,14 @@
-"""Iterative mode of Deep Self-Learning (torch; imported lazily).
+"""Iterative mode of Deep Self-Learning (Han, Luo & Wang, ICCV 2019; torch,
+imported lazily).
+
+A classifier F = f∘G (an MLP on embeddings, or a CNN on the images) is
+trained for ``epochs`` epochs with L = (1 − α)·CE(F(x), y) + α·CE(F(x), ŷ):
+α = 0 in the first epoch (no corrected label ŷ yet) and the paper's
+α = 0.5 afterwards. After every epoch the label-correction phase
+(:func:`methods.prototypes.correct_labels`: m = 1280 samples per class,
+p = 8 prototypes, top 40% density threshold, η < 0.95) re-runs on the
+current penultimate features G(x) of all samples. Plugin defaults: 10
+epochs, Adam lr 1e-3, weight decay 5e-4, batch 256, hidden width 512.
 
 See :func:`methods.self_learning.self_learning` for the public interface.
 """
