@@ -14,12 +14,9 @@ from .detectors.dupes import (
 )
 from .detectors.cleannet import ComputeCleanNetSimilarity
 from .consensus import ComputeNoiseScore
-from .curation.tagging import (
-    ApplyLabelCorrections,
-    ExportCuratedDataset,
-    RevertLabelCorrections,
-    TagNoisySamples,
-)
+from .curation.corrections import ApplyLabelCorrections, RevertLabelCorrections
+from .curation.export import ExportCuratedDataset
+from .curation.tagging import TagNoisySamples
 from .embeddings import ComputeEmbeddings
 from .detectors.issue_types import ComputeIssueTypes
 from .detectors.knn import ComputeKnnDisagreement

@@ -1,46 +1,36 @@
-"""Operators of the review loop: tag, correct, undo, export.
+"""Tagging of the suspicious samples, and the score / suggestion fields the
+curation operators offer.
 
 - ``tag_noisy_samples``: tag the samples beyond a threshold / the top-k of a
   score (overall or per class); the form previews the count.
-- ``apply_label_corrections``: copy a suggestion (``suggested_label``,
-  ``corrected_label``, ``dupe_label``, ``knn_label``...) into the label field
-  for the target view, through :mod:`store.corrections` (original kept,
-  record of the change).
-- ``revert_label_corrections``: exact undo.
-- ``export_curated_dataset``: write the clean part and the suspect part
-  separately (``clean/<class>/...`` and ``dirty/<class>/...``, or a FiftyOne
-  format), confined to the chosen directory.
+- :func:`score_fields`, :func:`suggestion_fields`: the fields a score or a
+  suggested class can be read from (also used by the panel);
+  :func:`flagged_view` / :func:`flagged_count`: what a selection rule flags.
 
+The corrections are in :mod:`.corrections`, the export in :mod:`.export`.
 Everything here is aggregations (``count``, ``values``, ``count_values``) and
-bulk writes: no Python loop over samples except when copying files.
+bulk writes: no Python loop over samples.
 """
 
-import json
 import math
-import os
-import shutil
 
 import fiftyone as fo
 import fiftyone.core.fields as fof
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
-from ...store import corrections as lnc
 from ...store import objects as lno
-from ...store import safe_paths as sp
 from ..base import ActionOperator
-from ..forms import Param, confirm_input
+from ..forms import Param
 from ...store.data import InputError, check_label_field, output_path, output_schema, tag_items
-from .object_export import OBJECT_FORMATS, export_objects
 
-SOURCE = "curation"
 SELECTION_MODES = ("threshold", "top_k", "top_fraction")
 
 
 # --------------------------------------------------------------- selection
 
 
-def _outputs(collection):
+def output_fields(collection):
     """Top-level fields, or each object's attributes on a patches view."""
     if lno.is_patches(collection):
         return output_schema(collection, collection._label_fields[0])
@@ -52,7 +42,7 @@ def score_fields(collection):
     the numeric attributes of its objects (e.g. ``noise_score``)."""
     return sorted(
         name
-        for name, f in _outputs(collection).items()
+        for name, f in output_fields(collection).items()
         if isinstance(f, (fof.FloatField, fof.IntField)) and not name.startswith("_")
     )
 
@@ -60,7 +50,7 @@ def score_fields(collection):
 def suggestion_fields(collection):
     """Fields that can hold a proposed class: Classification or string."""
     out = []
-    for name, f in _outputs(collection).items():
+    for name, f in output_fields(collection).items():
         doc = getattr(f, "document_type", None)
         if doc is not None and issubclass(doc, fo.Classification):
             out.append(name)
@@ -145,7 +135,7 @@ def _how_many(mode, n, top_k, fraction):
 # ---------------------------------------------------------- shared plumbing
 
 
-def _field_choice(inputs, name, choices, default, label, description):
+def field_choice(inputs, name, choices, default, label, description):
     """A dropdown of existing fields that still accepts any typed value."""
     dropdown = types.AutocompleteView()
     for choice in choices:
@@ -204,7 +194,7 @@ class TagNoisySamples(ActionOperator):
         default = "noise_score" if "noise_score" in fields else (fields[0] if fields else "noise_score")
         for p in self.params:
             if p.name == "score_field":
-                _field_choice(inputs, p.name, fields, default, p.label, p.description)
+                field_choice(inputs, p.name, fields, default, p.label, p.description)
             else:
                 p.add_to(inputs, ctx)
         if dataset is None:
@@ -265,470 +255,3 @@ def _rule(params):
         label_field=params["label_field"],
         higher_is_noisier=bool(params["higher_is_noisier"]),
     )
-
-
-# ------------------------------------------------------- apply corrections
-
-
-def suggestion_path(collection, field):
-    """``field.label`` for a Classification field, ``field`` for a string
-    (prefixed with the objects field on a patches view)."""
-    schema = _outputs(collection)
-    if field not in schema:
-        raise InputError(
-            "Suggestion field '%s' does not exist. Fields that can hold a "
-            "suggested class: %s. Run compute_noise_score (suggested_label) "
-            "or a detector that proposes labels first"
-            % (field, suggestion_fields(collection) or "none")
-        )
-    f = schema[field]
-    doc = getattr(f, "document_type", None)
-    prefix = collection._label_fields[0] + "." if lno.is_patches(collection) else ""
-    if doc is not None and issubclass(doc, fo.Classification):
-        return prefix + field + ".label", prefix + field + ".confidence"
-    if isinstance(f, fof.StringField):
-        return prefix + field, None
-    raise InputError(
-        "Suggestion field '%s' is a %s: it must be an fo.Classification or a "
-        "string field" % (field, type(f).__name__)
-    )
-
-
-def corrections_view(view, label_field, source_field, only_tag="", min_confidence=0.0):
-    """Samples of ``view`` whose suggestion exists and differs from the label."""
-    check_label_field(view, label_field)
-    if source_field == label_field:
-        raise InputError("The suggestion field cannot be the label field itself")
-    label_path, conf_path = suggestion_path(view, source_field)
-    out = view
-    if only_tag and lno.is_patches(view):  # label tags of the objects
-        out = out.match(F(label_field + ".tags").contains(only_tag))
-    elif only_tag:
-        out = out.match_tags(only_tag)
-    out = out.exists(label_path).match(F(label_path) != F(label_field + ".label"))
-    if conf_path and min_confidence and float(min_confidence) > 0:
-        out = out.match(F(conf_path) >= float(min_confidence))
-    return out
-
-
-class ApplyLabelCorrections(ActionOperator):
-    name = "apply_label_corrections"
-    label = "Label noise: apply suggested labels"
-    description = (
-        "Copies a suggested class into the label field for the target view; "
-        "the original is kept in <label_field>_original (undo with "
-        "revert_label_corrections)"
-    )
-    destructive = True
-    risk = "medium"
-    params = (
-        Param("label_field", "ground_truth", "Label field", "The labels to correct"),
-        Param(
-            "source_field", "suggested_label", "Take labels from",
-            "suggested_label (consensus), corrected_label (self-learning), "
-            "dupe_label (Dupes), knn_label (kNN), or any Classification/string field",
-        ),
-        Param(
-            "only_tag", "", "Only samples tagged",
-            "Restrict to samples of the target view with this tag (e.g. "
-            "noisy); empty = the whole target view",
-        ),
-        Param(
-            "min_confidence", 0.0, "Minimum confidence",
-            "Skip suggestions whose confidence is below this",
-        ),
-    )
-
-    def form(self, ctx, inputs):
-        dataset = ctx.dataset
-        for p in self.params:
-            if p.name == "source_field" and dataset is not None:
-                _field_choice(
-                    inputs, p.name, suggestion_fields(dataset), p.default, p.label, p.description
-                )
-            else:
-                p.add_to(inputs, ctx)
-        if dataset is None:
-            return
-        params = self.resolved_params(ctx)
-        try:
-            n = self.target(ctx, params).count()
-        except InputError as e:
-            bad = inputs.view("preview", types.Warning(label=str(e)))
-            bad.invalid = True
-            bad.error_message = str(e)
-            return
-        if n == 0:
-            bad = inputs.view(
-                "preview", types.Warning(label="No sample of the target view has a different suggestion")
-            )
-            bad.invalid = True
-            bad.error_message = "nothing to correct in the target view"
-            return
-        confirm_input(
-            inputs,
-            ctx,
-            "relabel %d samples in '%s' with '%s' (originals kept in %s)"
-            % (n, params["label_field"], params["source_field"],
-               lnc.original_field(params["label_field"])),
-        )
-
-    @staticmethod
-    def target(ctx, params):
-        return corrections_view(
-            ctx.target_view(),
-            params["label_field"],
-            params["source_field"],
-            params["only_tag"],
-            params["min_confidence"],
-        )
-
-    def run(self, ctx, params, progress):
-        view = self.target(ctx, params)
-        label_path, _ = suggestion_path(view, params["source_field"])
-        progress(0.1, "reading suggestions")
-        ids, labels = view.values(["id", label_path])
-        progress(0.5, "relabeling %d samples" % len(ids))
-        if lno.is_patches(view):  # objects: label changed on each Detection
-            result = lnc.apply_object_corrections(
-                ctx.target_view(), ids, labels, params["label_field"], source=SOURCE
-            )
-        else:
-            result = lnc.apply_corrections(
-                ctx.dataset, ids, labels, params["label_field"], source=SOURCE
-            )
-        original = lnc.original_field(params["label_field"])
-        if lno.is_patches(view):
-            original = "%s.detections.%s" % (params["label_field"], lnc.OBJECT_ORIGINAL)
-        return dict(
-            result,
-            label_field=params["label_field"],
-            source_field=params["source_field"],
-            original_field=original,
-        )
-
-
-class RevertLabelCorrections(ActionOperator):
-    name = "revert_label_corrections"
-    label = "Label noise: undo label corrections"
-    description = "Restores the original labels of the corrected samples of the target view"
-    risk = "medium"
-    params = (
-        Param("label_field", "ground_truth", "Label field", "The corrected label field"),
-        Param(
-            "source", "", "Only corrections by",
-            "Only undo corrections recorded with this source (curation, "
-            "dupes...); empty = all",
-        ),
-    )
-
-    def form(self, ctx, inputs):
-        super().form(ctx, inputs)
-        if ctx.dataset is None:
-            return
-        params = self.resolved_params(ctx)
-        n = len(self._ids(ctx, params))
-        inputs.view(
-            "preview",
-            types.Notice(label="%d corrected samples in the target view will be restored" % n),
-        )
-
-    @staticmethod
-    def _ids(ctx, params):
-        view = ctx.target_view()
-        if lno.is_patches(view):
-            return lnc.corrected_objects(
-                view, params["label_field"], params["source"] or None
-            ).values("id")
-        corrected = set(
-            lnc.corrected_ids(ctx.dataset, params["label_field"], source=params["source"] or None)
-        )
-        if not corrected:
-            return []
-        return ctx.target_view().select(list(corrected)).values("id")
-
-    def run(self, ctx, params, progress):
-        ids = self._ids(ctx, params)
-        view = ctx.target_view()
-        if lno.is_patches(view):
-            result = lnc.revert_object_corrections(
-                view, params["label_field"], ids=ids, source=params["source"] or None
-            )
-            return {"num_reverted": result["num_reverted"], "label_field": params["label_field"]}
-        result = lnc.revert_corrections(
-            ctx.dataset, params["label_field"], ids=ids, source=params["source"] or None
-        )
-        return {"num_reverted": result["num_reverted"], "label_field": params["label_field"]}
-
-
-# ------------------------------------------------------------------ export
-
-EXPORT_FORMATS = ("image_tree", "fiftyone_dataset", "fiftyone_image_classification")
-#: formats of a patches view (objects): detection datasets
-OBJECT_EXPORT_FORMATS = tuple(OBJECT_FORMATS)
-MANIFEST = "curation.json"
-
-
-class ExportCuratedDataset(ActionOperator):
-    name = "export_curated_dataset"
-    label = "Label noise: export clean and suspect parts"
-    description = (
-        "Writes the clean part and the suspect part of the target view "
-        "separately: <dir>/clean/<class>/... and <dir>/dirty/<class>/...; "
-        "samples a reviewer marked ambiguous or excluded (no class fits) go "
-        "to ambiguous/ and excluded/, never to clean/"
-    )
-    params = (
-        Param("export_dir", "", "Export directory", "Created if missing; nothing is written outside it"),
-        Param(
-            "split_by", "tag", "Suspect samples are",
-            "tag: samples with the dirty tag; score: samples beyond the threshold",
-            choices=("tag", "score"),
-        ),
-        Param("dirty_tag", "noisy", "Dirty tag", "Used by split_by=tag"),
-        Param("score_field", "noise_score", "Score field", "Used by split_by=score"),
-        Param("threshold", 0.8, "Threshold", "Used by split_by=score (above = suspect)"),
-        Param("label_field", "ground_truth", "Label field", "Class of each sample"),
-        Param(
-            "labels", "current", "Labels",
-            "current: the label field as it is now (with applied corrections); "
-            "original: the labels before any correction",
-            choices=("current", "original"),
-        ),
-        Param(
-            "format", "image_tree", "Format",
-            "image_tree: <split>/<class>/<image>; or a FiftyOne format per split; "
-            "objects (patches view): coco_detection, fiftyone_image_detection "
-            "or fiftyone_dataset",
-            choices=EXPORT_FORMATS + OBJECT_EXPORT_FORMATS,
-        ),
-        Param("include_dirty", True, "Export the suspect part", "Untick to export only clean/"),
-        Param(
-            "overwrite", False, "Replace a previous export",
-            "Delete clean/, dirty/, ambiguous/, excluded/ and curation.json of a previous "
-            "export in this directory first",
-        ),
-    )
-
-    def form(self, ctx, inputs):
-        super().form(ctx, inputs)
-        if ctx.dataset is None:
-            return
-        params = self.resolved_params(ctx)
-        try:
-            clean, dirty = self.split(ctx.target_view(), params)
-            msg = "%d clean and %d suspect samples" % (clean.count(), dirty.count())
-            marked = [(n, v.count()) for n, v in reviewed_parts(ctx.target_view(), params["label_field"])]
-            if any(c for _, c in marked):
-                msg += "; " + ", ".join("%d %s" % (c, n) for n, c in marked)
-        except InputError as e:
-            bad = inputs.view("preview", types.Warning(label=str(e)))
-            bad.invalid = True
-            bad.error_message = str(e)
-            return
-        inputs.view("preview", types.Notice(label=msg))
-
-    @staticmethod
-    def split(view, params):
-        label_field = params["label_field"]
-        check_label_field(view, label_field)
-        view = view.exists(label_field)
-        if params["split_by"] == "tag" and not params["dirty_tag"]:
-            raise InputError("dirty_tag is required when split_by=tag")
-        if params["split_by"] == "tag" and lno.is_patches(view):  # label tags
-            tagged = F(label_field + ".tags").contains(params["dirty_tag"])
-            dirty, clean = view.match(tagged), view.match(~tagged)
-        elif params["split_by"] == "tag":
-            dirty = view.match_tags(params["dirty_tag"])
-            clean = view.match_tags(params["dirty_tag"], bool=False)
-        elif params["split_by"] == "score":
-            check_score_field(view, params["score_field"])
-            score = output_path(view, label_field, params["score_field"])
-            expr = F(score) > float(params["threshold"])
-            dirty = view.match(expr)
-            clean = view.match(~expr)
-        else:
-            raise InputError("split_by must be 'tag' or 'score', got %r" % params["split_by"])
-        marked = _verdict(view, label_field).is_in(list(REVIEWED_PARTS.values()))
-        return clean.match(~marked), dirty.match(~marked)
-
-    def run(self, ctx, params, progress):
-        if lno.is_patches(ctx.target_view()):
-            return self.run_objects(ctx, params, progress)
-        if params["format"] not in EXPORT_FORMATS:
-            raise InputError("format must be one of %s" % (EXPORT_FORMATS,))
-        if params["labels"] not in ("current", "original"):
-            raise InputError("labels must be 'current' or 'original'")
-        root = _export_root(params["export_dir"])
-        clean, dirty = self.split(ctx.target_view(), params)
-        label_field = params["label_field"]
-        path = label_field
-        orig = lnc.original_field(label_field)
-        use_original = params["labels"] == "original" and orig in ctx.dataset.get_field_schema()
-        parts = [("clean", clean)] + ([("dirty", dirty)] if params["include_dirty"] else [])
-        parts += [(n, v) for n, v in reviewed_parts(ctx.target_view(), label_field) if v.count()]
-        _prepare_export_dir(root, params["overwrite"])
-        summary = {"dir": root, "format": params["format"], "labels": params["labels"]}
-        manifest = {"label_field": label_field, "labels": params["labels"], "splits": {}}
-        total = sum(v.count() for _, v in parts) or 1
-        done = 0
-        for split, view in parts:
-            labels = view.values(path + ".label")
-            if use_original:
-                originals = view.values(orig + ".label")
-                labels = [o if o is not None else c for o, c in zip(originals, labels)]
-            target = sp.join_inside(root, split)
-            os.makedirs(target, exist_ok=True)
-            if params["format"] == "image_tree":
-                rows, missing = _copy_tree(view, labels, target, progress, done, total)
-                manifest["splits"][split] = {"files": rows, "classes": _folders(labels)}
-            else:
-                rows, missing = _export_fiftyone(
-                    view, target, params["format"], label_field, orig if use_original else None
-                )
-                manifest["splits"][split] = {"num_samples": rows}
-            done += view.count()
-            summary["num_" + split] = rows if isinstance(rows, int) else len(rows)
-            summary["missing_" + split] = missing[:20]
-        with open(sp.join_inside(root, MANIFEST), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1, ensure_ascii=False)
-        progress(1.0, "exported")
-        return summary
-
-
-    def run_objects(self, ctx, params, progress):
-        """The export of a patches view: detection datasets of the clean and
-        the suspect objects (see :mod:`operators.curation.object_export`)."""
-        if params["format"] not in OBJECT_EXPORT_FORMATS:
-            raise InputError(
-                "format '%s' exports image classifications; the target view is "
-                "a patches view (objects): pass format='coco_detection', "
-                "'fiftyone_image_detection' or 'fiftyone_dataset'" % params["format"]
-            )
-        if params["labels"] not in ("current", "original"):
-            raise InputError("labels must be 'current' or 'original'")
-        root = _export_root(params["export_dir"])
-        clean, dirty = self.split(ctx.target_view(), params)
-        parts = [("clean", clean)] + ([("dirty", dirty)] if params["include_dirty"] else [])
-        parts += [(n, v) for n, v in reviewed_parts(ctx.target_view(), params["label_field"]) if v.count()]
-        _prepare_export_dir(root, params["overwrite"])
-        summary = {"dir": root, "format": params["format"], "labels": params["labels"]}
-        manifest = {"label_field": params["label_field"], "labels": params["labels"],
-                    "objects": True, "splits": {}}
-        for k, (split, view) in enumerate(parts):
-            target = sp.join_inside(root, split)
-            os.makedirs(target, exist_ok=True)
-            num_objects, num_images = export_objects(
-                view, target, params["format"], params["label_field"],
-                use_original=params["labels"] == "original",
-            )
-            manifest["splits"][split] = {"num_objects": num_objects, "num_images": num_images}
-            summary["num_" + split] = num_objects
-            summary["num_images_" + split] = num_images
-            progress((k + 1) / len(parts), "exported %s" % split)
-        with open(sp.join_inside(root, MANIFEST), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1, ensure_ascii=False)
-        return summary
-
-
-#: export folder -> review verdict of the items it holds
-REVIEWED_PARTS = {"ambiguous": "ambiguous", "excluded": "exclude"}
-
-
-def _verdict(view, label_field):
-    """The review verdict of each item (sample record, or object attribute)."""
-    from ...store.review import REVIEW_FIELD
-
-    if lno.is_patches(view):
-        return F(output_path(view, label_field, "review_verdict"))
-    return F(REVIEW_FIELD + ".verdict")
-
-
-def reviewed_parts(view, label_field):
-    """``[(folder, view)]`` of the items a reviewer marked ambiguous or
-    excluded (left out of ``clean/`` and ``dirty/``)."""
-    view = view.exists(label_field)
-    verdict = _verdict(view, label_field)
-    return [(folder, view.match(verdict == v)) for folder, v in REVIEWED_PARTS.items()]
-
-
-def _export_root(path):
-    if not path or not isinstance(path, str):
-        raise InputError("export_dir is required: the folder to export into")
-    root = os.path.realpath(os.path.expanduser(path))
-    if root == os.path.sep or root == os.path.realpath(os.path.expanduser("~")):
-        raise InputError("Refusing to export into '%s': pick a dedicated folder" % root)
-    if os.path.exists(root) and not os.path.isdir(root):
-        raise InputError("'%s' exists and is not a folder" % root)
-    return root
-
-
-def _prepare_export_dir(root, overwrite):
-    os.makedirs(root, exist_ok=True)
-    ours = [n for n in ("clean", "dirty", *REVIEWED_PARTS, MANIFEST)
-            if os.path.lexists(os.path.join(root, n))]
-    if not ours:
-        return
-    if not overwrite:
-        raise InputError(
-            "'%s' already holds %s from a previous export: pick another "
-            "folder or pass overwrite=True" % (root, ", ".join(ours))
-        )
-    for name in ours:
-        path = os.path.join(root, name)
-        if os.path.islink(path):
-            os.unlink(path)  # removes the link only, never its target
-        elif os.path.isdir(path):
-            if not sp.inside(root, path):
-                raise InputError("refusing to delete '%s': outside '%s'" % (path, root))
-            shutil.rmtree(path)
-        else:
-            os.remove(path)
-
-
-def _folders(labels):
-    return {sp.safe_name(c): c for c in sorted({x for x in labels if isinstance(x, str) and x})}
-
-
-def _copy_tree(view, labels, target, progress, done, total):
-    ids, paths = view.values(["id", "filepath"])
-    folder_of = {c: f for f, c in _folders(labels).items()}
-    used, rows, missing = {}, [], []
-    for k, (sid, src, label) in enumerate(zip(ids, paths, labels)):
-        if label not in folder_of:
-            continue
-        folder = folder_of[label]
-        os.makedirs(sp.join_inside(target, folder), exist_ok=True)
-        name = sp.unique_name(
-            sp.safe_file_name(os.path.basename(src)), used.setdefault(folder, set())
-        )
-        dest = sp.join_inside(target, folder, name)
-        try:
-            shutil.copyfile(src, dest)
-        except OSError as e:
-            missing.append("%s (%s)" % (src, type(e).__name__))
-            continue
-        rows.append({"file": folder + "/" + name, "label": label, "id": sid})
-        if k % 500 == 0:
-            progress((done + k) / total, "copied %d/%d" % (done + k, total))
-    return rows, missing
-
-
-def _export_fiftyone(view, target, fmt, label_field, original=None):
-    """Exports ``view`` in a FiftyOne format; ``original``: the field of the
-    pre-correction labels to export instead (a view stage, nothing written
-    to the dataset)."""
-    if original:
-        view = view.set_field(
-            label_field,
-            F(original).exists().if_else(F(original), F(label_field)),
-        )
-    dataset_type = {
-        "fiftyone_dataset": fo.types.FiftyOneDataset,
-        "fiftyone_image_classification": fo.types.FiftyOneImageClassificationDataset,
-    }[fmt]
-    kwargs = dict(export_dir=target, dataset_type=dataset_type)
-    if fmt != "fiftyone_dataset":
-        kwargs["label_field"] = label_field
-    view.export(**kwargs)
-    return view.count(), []

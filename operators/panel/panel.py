@@ -29,7 +29,8 @@ from . import charts as charts
 from . import review as review
 from ...store import review as lnv
 from ...store import audit as lna
-from ..curation.tagging import SOURCE, corrections_view, score_fields, suggestion_fields
+from ..curation.corrections import SOURCE, corrections_view
+from ..curation.tagging import score_fields, suggestion_fields
 from ...store.data import InputError, classification_fields
 
 MODES = ("overview", "review", "audit")
