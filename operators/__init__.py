@@ -4,17 +4,17 @@ Each entry of :data:`OPERATORS` is registered by the plugin's
 ``register()`` and listed in ``fiftyone.yml`` (a test checks both agree).
 """
 
-from .detectors.dupes import (
+from .detectors.dupes import ComputeDupes
+from .detectors.cleannet import ComputeCleanNetSimilarity
+from .consensus import ComputeNoiseScore
+from .curation.corrections import ApplyLabelCorrections, RevertLabelCorrections
+from .curation.dupes_review import (
     ApplyDupesReview,
-    ComputeDupes,
     ExportDupes,
     ExportDupesCorrected,
     ImportDupesReview,
     RevertDupesReview,
 )
-from .detectors.cleannet import ComputeCleanNetSimilarity
-from .consensus import ComputeNoiseScore
-from .curation.corrections import ApplyLabelCorrections, RevertLabelCorrections
 from .curation.export import ExportCuratedDataset
 from .curation.tagging import TagNoisySamples
 from .embeddings import ComputeEmbeddings

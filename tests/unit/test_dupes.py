@@ -130,7 +130,8 @@ def test_safe_names_round_trip_and_stay_one_component():
 
 
 def test_compare_listings_decides_each_file():
-    from operators.detectors.dupes import compare_listings
+    from conftest import plugin_module
+    compare_listings = plugin_module("operators.curation.dupes_review").compare_listings
 
     manifest = {
         "classes": {"cat": "cat", "dog": "dog", "a%2Fb": "a/b"},
@@ -152,8 +153,9 @@ def test_compare_listings_decides_each_file():
 def test_overwrite_never_deletes_outside_the_review_folder(tmp_path):
     import json
 
-    from store.data import InputError
-    from operators.detectors.dupes import _prepare_dir
+    from conftest import plugin_module
+    review = plugin_module("operators.curation.dupes_review")
+    InputError, _prepare_dir = review.InputError, review.prepare_review_dir
 
     root = tmp_path / "review"
     (root / "cat").mkdir(parents=True)
