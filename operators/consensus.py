@@ -15,8 +15,8 @@ from .base import Computed, DetectorOperator
 from .forms import Param, TAG_PARAM
 from ..store.inputs import (
     Verdicts,
-    _is_classification,
-    _orientation,
+    is_classification,
+    orientation,
     corrected_items,
     discover_inputs,
     original_labels,
@@ -26,9 +26,8 @@ from ..store.inputs import (
 from ..store.data import ClassificationColumn, InputError, load_inputs, output_schema, read_outputs
 from ..store.objects import is_patches
 from ..store.predictions import as_field_list, read_predictions
+from ..store.registry import MIN_VERIFIED_EACH
 
-#: verified wrong *and* verified right samples needed to learn weights
-MIN_VERIFIED_EACH = 10
 
 
 class ComputeNoiseScore(DetectorOperator):
@@ -147,7 +146,7 @@ class ComputeNoiseScore(DetectorOperator):
         found = discover_inputs(ctx.dataset, exclude, schema)
         if found:
             text = ", ".join(
-                "%s (%s)" % (name, _orientation(spec)) for name, spec in found.items()
+                "%s (%s)" % (name, orientation(spec)) for name, spec in found.items()
             )
             inputs.view("found", types.Notice(label="Detector outputs found: " + text))
         else:
@@ -216,7 +215,7 @@ class ComputeNoiseScore(DetectorOperator):
             else:
                 paths.append(name)
             if spec.suggestion and spec.suggestion in schema:
-                if _is_classification(schema[spec.suggestion]):
+                if is_classification(schema[spec.suggestion]):
                     paths += [spec.suggestion + ".label", spec.suggestion + ".confidence"]
                 else:
                     paths.append(spec.suggestion)

@@ -43,6 +43,7 @@ from fiftyone import ViewField as F
 from ..store import brain_index
 from .detectors import issue_types
 from ..store import data as lnd
+from ..store import registry
 from ..store import runs as lnr
 from ..store.objects import is_patches
 from ..store.review import excluded_ids
@@ -54,28 +55,16 @@ PLUGIN = lnr.PLUGIN_NAME
 DELEGATE_ABOVE = 50_000
 PRESETS = ("fast", "thorough", "custom")
 CONSENSUS = "compute_noise_score"
-FAST = (
-    "compute_knn_disagreement",
-    "compute_label_quality",
-    "compute_dupes",
-    "compute_corrected_labels",
+#: the fast preset's detector operators, in order (from the registry)
+FAST = tuple(d.operator for d in registry.in_preset("fast"))
+#: every registered detector operator (the custom preset's choices)
+DETECTORS = tuple(d.operator for d in registry.DETECTORS.values())
+#: the chain's step names in progress and summaries
+STEP_LABELS = dict(
+    [("compute_embeddings", "Embeddings")]
+    + [(d.operator, d.label) for d in registry.DETECTORS.values()]
+    + [(CONSENSUS, "Consensus")]
 )
-DETECTORS = FAST + (
-    "compute_scan_clusters",
-    "compute_training_value",
-    "compute_cleannet_similarity",
-)
-STEP_LABELS = {
-    "compute_embeddings": "Embeddings",
-    "compute_knn_disagreement": "kNN disagreement",
-    "compute_label_quality": "Label quality",
-    "compute_dupes": "Dupes",
-    "compute_corrected_labels": "Deep Self-Learning",
-    "compute_scan_clusters": "SCAN",
-    "compute_training_value": "Training-ValueNet",
-    "compute_cleannet_similarity": "CleanNet",
-    CONSENSUS: "Consensus",
-}
 #: step parameters naming fields a step writes (prefixed with run_prefix)
 OUTPUT_PARAMS = (
     "output_field", "suggestion_field", "flag_field", "changed_field",
@@ -83,8 +72,6 @@ OUTPUT_PARAMS = (
 )
 #: the form's "no model" choice (the SDK's default is "")
 NO_MODEL = "none"
-MIN_VALIDATED_PER_CLASS = 50
-MIN_VERIFIED_EACH = 10
 
 
 def get_step_operator(name):
@@ -126,28 +113,39 @@ def plan_steps(view, preset, detectors="", label_field="ground_truth"):
                 % (", ".join(DETECTORS), ", ".join(bad) or "none")
             )
         return [(n, {}) for n in names], notes
-    steps = [(n, {}) for n in FAST]
-    if preset == "thorough":
-        steps.append(("compute_scan_clusters", {}))
-        per_class, num_correct, num_wrong = verified_counts(view, label_field)
-        classes = view.distinct(label_field + ".label")
-        lacking = [c for c in classes if per_class.get(c, 0) < MIN_VALIDATED_PER_CLASS]
-        if classes and not lacking:
-            steps.append(("compute_training_value", {"validation_field": "label_verified"}))
-        else:
-            notes.append(
-                "Training-ValueNet skipped: needs %d samples verified correct "
-                "per class (%d classes lack them)" % (MIN_VALIDATED_PER_CLASS, len(lacking))
-            )
-        if num_correct >= MIN_VERIFIED_EACH and num_wrong >= MIN_VERIFIED_EACH:
-            steps.append(("compute_cleannet_similarity", {}))
-        else:
-            notes.append(
-                "CleanNet skipped: needs %d samples verified correct and %d "
-                "wrong (have %d and %d)"
-                % (MIN_VERIFIED_EACH, MIN_VERIFIED_EACH, num_correct, num_wrong)
-            )
+    steps = []
+    counts = None
+    for detector in registry.in_preset(preset):
+        if detector.gate:
+            if counts is None:
+                counts = verified_counts(view, label_field)
+            why = _gate_closed(detector, view, label_field, counts)
+            if why:
+                notes.append("%s skipped: %s" % (detector.label, why))
+                continue
+        steps.append((detector.operator, dict(detector.step_params)))
     return steps, notes
+
+
+def _gate_closed(detector, view, label_field, counts):
+    """Why ``detector``'s readiness gate (:attr:`store.registry.Detector.gate`)
+    keeps it out of the preset, or None when it may run."""
+    per_class, num_correct, num_wrong = counts
+    if detector.gate == "validated_per_class":
+        need = registry.MIN_VALIDATED_PER_CLASS
+        classes = view.distinct(label_field + ".label")
+        lacking = [c for c in classes if per_class.get(c, 0) < need]
+        if classes and not lacking:
+            return None
+        return "needs %d samples verified correct per class (%d classes lack them)" % (
+            need, len(lacking))
+    if detector.gate == "verified_each":
+        need = registry.MIN_VERIFIED_EACH
+        if num_correct >= need and num_wrong >= need:
+            return None
+        return "needs %d samples verified correct and %d wrong (have %d and %d)" % (
+            need, need, num_correct, num_wrong)
+    raise ValueError("unknown readiness gate %r of %s" % (detector.gate, detector.key))
 
 
 class _NoAppOps:
@@ -200,11 +198,6 @@ def step_params(operator, common, extra, prefix):
     return params
 
 
-#: detectors that learn from verdicts: re-fitted by ``rescore=True`` when
-#: their run exists and verdicts were given
-REFIT_WITH_VERDICTS = ("compute_label_quality",)
-
-
 def refit_steps(dataset, view, prefix, label_field):
     """Re-score's detector steps: each verdict-aware detector of the chain
     ``prefix`` re-runs with its recorded parameters, so the verdicts (right
@@ -215,7 +208,7 @@ def refit_steps(dataset, view, prefix, label_field):
             and not excluded_ids(view, label_field):  # excluded: left out of training
         return []
     steps = []
-    for name in REFIT_WITH_VERDICTS:
+    for name in [d.operator for d in registry.DETECTORS.values() if d.refit_with_verdicts]:
         op = get_step_operator(name)
         if op is None:
             continue

@@ -1,9 +1,11 @@
 """The plugin's import graph, imports inside functions included.
 
 Prints the import cycles among the plugin's modules (``methods/``,
-``operators/``) and the private names (``_name``) one module imports from
-another. Issue #27 (the house plan) turns this into a unit test that fails on
-either; until then it reports what is left to untangle.
+``store/``, ``operators/``), the private names (``_name``) one module uses
+from another (imported, or read as ``module._name``), and the imports that
+break the layering (``methods`` <- ``store`` <- ``operators``: each layer
+imports only from the ones below it, and ``methods`` never imports
+FiftyOne). ``tests/unit/test_architecture.py`` fails on any of them.
 
 Usage: ``python scripts/import_graph.py [repo root]``
 """
@@ -13,6 +15,9 @@ import os
 import sys
 
 PACKAGES = ("methods", "store", "operators")
+#: each layer, and the layers it may import from (itself included)
+LAYERS = {"methods": ("methods",), "store": ("methods", "store"),
+          "operators": ("methods", "store", "operators")}
 
 
 def plugin_modules(root):
@@ -40,6 +45,7 @@ def import_edges(modules):
             tree = ast.parse(f.read())
         parts = module.split(".")
         base = parts if path.endswith("__init__.py") else parts[:-1]
+        aliases = {}  # local name -> plugin module (``from . import runs as lnr``)
         for node in ast.walk(tree):
             if not isinstance(node, ast.ImportFrom):
                 continue
@@ -54,10 +60,16 @@ def import_edges(modules):
                 submodule = target + "." + alias.name
                 if submodule in modules:
                     edges[module].add(submodule)
+                    aliases[alias.asname or alias.name] = submodule
                 elif target in modules:
                     edges[module].add(target)
                     if alias.name.startswith("_"):
                         private.add((module, target, alias.name))
+        for node in ast.walk(tree):  # module._name
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in aliases and node.attr.startswith("_")
+                    and not node.attr.startswith("__") and aliases[node.value.id] != module):
+                private.add((module, aliases[node.value.id], node.attr))
     return edges, private
 
 
@@ -95,13 +107,40 @@ def cycles(edges):
     return found
 
 
+def layer_violations(root, edges):
+    """``(importer, imported)`` pairs that break the layering, and
+    ``(module, "fiftyone")`` for a ``methods`` module importing FiftyOne."""
+    found = []
+    for module, targets in edges.items():
+        layer = module.split(".")[0]
+        for target in targets:
+            if target.split(".")[0] not in LAYERS[layer]:
+                found.append((module, target))
+    for module, path in plugin_modules(root).items():
+        if module.split(".")[0] != "methods":
+            continue
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            if any(n == "fiftyone" or n.startswith("fiftyone.") for n in names):
+                found.append((module, "fiftyone"))
+    return sorted(set(found))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     edges, private = import_edges(plugin_modules(root))
     for component in cycles(edges):
         print("cycle:", " <-> ".join(component))
     for importer, module, name in sorted(private):
-        print("private name across files: %s imports %s from %s" % (importer, name, module))
+        print("private name across files: %s uses %s of %s" % (importer, name, module))
+    for importer, imported in layer_violations(root, edges):
+        print("layering: %s imports %s" % (importer, imported))
 
 
 if __name__ == "__main__":

@@ -17,19 +17,21 @@ import fiftyone.core.fields as fof
 
 from .data import InputError, output_schema, read_outputs
 from .objects import is_patches
+from . import registry
 from . import runs as lnr
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """How to read one detector output.
+class InputSpec:
+    """How the consensus reads one input field.
 
     kind: ``score`` (a number) or ``label`` (an fo.Classification predicting
     a class, with a confidence); higher_is_noisier: orientation of a score;
     suggestion: the field holding that detector's proposed class, if any;
     disagreement_share: the score is the share of the detector's evidence
     (e.g. neighbours) *against* the given label, so ``1 - score`` is its
-    share for the given label.
+    share for the given label. A detector's spec comes from its registry
+    record (:func:`spec_of`).
     """
 
     kind: str
@@ -38,36 +40,28 @@ class Evidence:
     disagreement_share: bool = False
 
 
-#: default output fields of the plugin's detectors
-KNOWN_INPUTS = {
-    "training_value": Evidence("score", higher_is_noisier=False),
-    "cleannet_similarity": Evidence("score", higher_is_noisier=False),
-    "dupe_count": Evidence("score", True, suggestion="dupe_label"),
-    "corrected_label": Evidence("label"),
-    "scan_label": Evidence("label"),
-    "knn_disagreement": Evidence("score", True, suggestion="knn_label", disagreement_share=True),
-    "label_quality": Evidence("score", higher_is_noisier=False, suggestion="predicted_label"),
-}
+def spec_of(detector, suggestion=None):
+    """The :class:`InputSpec` of a registry record (``suggestion``: the
+    suggestion field a run named, if any)."""
+    return InputSpec(
+        detector.evidence,
+        detector.higher_is_noisier,
+        suggestion if suggestion is not None else detector.suggestion_field,
+        detector.disagreement_share,
+    )
 
-#: run-record method name fragments -> the kind of output they write
-_METHOD_KINDS = (
-    ("label_quality", "label_quality"),
-    ("knn", "knn_disagreement"),
-    ("training_value", "training_value"),
-    ("valuenet", "training_value"),
-    ("cleannet", "cleannet_similarity"),
-    ("dupe", "dupe_count"),
-    ("self_learning", "corrected_label"),
-    ("selflearning", "corrected_label"),
-    ("scan", "scan_label"),
-)
+
+def known_inputs():
+    """``{default input field: InputSpec}`` of every registered detector."""
+    return {d.input_field: spec_of(d) for d in registry.DETECTORS.values()}
+
 
 VERIFIED_TAGS = ("verified:correct", "verified:wrong")
 
 
 
 def discover_inputs(dataset, exclude=(), schema=None):
-    """Detector outputs available on ``dataset``: ``{field: Evidence}``.
+    """Detector outputs available on ``dataset``: ``{field: InputSpec}``.
 
     Default field names that exist with the right type, plus outputs of this
     plugin's runs written under other names. ``exclude``: fields to ignore
@@ -78,20 +72,17 @@ def discover_inputs(dataset, exclude=(), schema=None):
     if schema is None:
         schema = dataset.get_field_schema()
     found = {}
-    for name, spec in KNOWN_INPUTS.items():
+    for name, spec in known_inputs().items():
         if name in schema and name not in exclude and _fits(schema[name], spec):
             found[name] = spec
     for key in lnr.plugin_runs(dataset):
         config = dataset.get_run_info(key).config
-        method = str(getattr(config, "method", "") or "").lower()
-        if method == "consensus":
-            continue
-        kind = next((k for frag, k in _METHOD_KINDS if frag in method), None)
-        if kind is None:
+        detector = registry.by_method(getattr(config, "method", ""))
+        if detector is None:
             continue
         params = getattr(config, "params", None) or {}
-        field = params.get("output_field") if isinstance(params, dict) else None
-        spec = KNOWN_INPUTS[kind]
+        field = params.get(detector.evidence_param) if isinstance(params, dict) else None
+        spec = spec_of(detector)
         if spec.suggestion and isinstance(params, dict):
             suggestion = params.get("suggestion_field") or None
             if suggestion != spec.suggestion:
@@ -107,8 +98,25 @@ def discover_inputs(dataset, exclude=(), schema=None):
     return found
 
 
+def higher_is_noisier(collection, label_field, field):
+    """The orientation of the score ``field`` of these items (samples, or
+    the objects of a patches view: ``label_field`` is the patches field).
+
+    From the run record that wrote it, through the registry: a detector's
+    output keeps its detector's direction under any field name (a
+    Training-ValueNet run with ``output_field="tv"`` is higher = cleaner);
+    the consensus' outputs, and numbers no run of this plugin wrote, are
+    higher = noisier.
+    """
+    schema = output_schema(collection, label_field)
+    spec = discover_inputs(collection._root_dataset, schema=schema).get(field)
+    if spec is None or spec.kind != "score":
+        return True
+    return spec.higher_is_noisier
+
+
 def parse_inputs(dataset, text, exclude=(), schema=None):
-    """User list ``"a,b,-c"`` -> ``{field: Evidence}``; empty = discover.
+    """User list ``"a,b,-c"`` -> ``{field: InputSpec}``; empty = discover.
 
     Known detector fields keep their orientation; other numeric fields are
     read as higher = noisier, or higher = cleaner with a leading ``-``.
@@ -118,7 +126,7 @@ def parse_inputs(dataset, text, exclude=(), schema=None):
         return discover_inputs(dataset, exclude, schema)
     if schema is None:
         schema = dataset.get_field_schema()
-    known = dict(KNOWN_INPUTS)
+    known = known_inputs()
     known.update(discover_inputs(dataset, exclude, schema))
     out = {}
     for item in str(text).split(","):
@@ -135,10 +143,10 @@ def parse_inputs(dataset, text, exclude=(), schema=None):
             )
         spec = known.get(name)
         if spec is None:
-            if _is_classification(schema[name]):
-                spec = Evidence("label")
+            if is_classification(schema[name]):
+                spec = InputSpec("label")
             elif _is_number(schema[name]):
-                spec = Evidence("score", higher_is_noisier=not flip)
+                spec = InputSpec("score", higher_is_noisier=not flip)
             else:
                 raise InputError(
                     "Input field '%s' is a %s; inputs must be numeric score "
@@ -146,7 +154,7 @@ def parse_inputs(dataset, text, exclude=(), schema=None):
                     % (name, type(schema[name]).__name__)
                 )
         elif flip and spec.kind == "score":
-            spec = Evidence("score", not spec.higher_is_noisier, spec.suggestion)
+            spec = InputSpec("score", not spec.higher_is_noisier, spec.suggestion)
         if not _fits(schema[name], spec):
             raise InputError("Input field '%s' does not hold a %s" % (name, spec.kind))
         out[name] = spec
@@ -157,13 +165,13 @@ def _is_number(field):
     return isinstance(field, (fof.FloatField, fof.IntField))
 
 
-def _is_classification(field):
+def is_classification(field):
     doc = getattr(field, "document_type", None)
     return doc is not None and issubclass(doc, fo.Classification)
 
 
 def _fits(field, spec):
-    return _is_classification(field) if spec.kind == "label" else _is_number(field)
+    return is_classification(field) if spec.kind == "label" else _is_number(field)
 
 
 def read_verified(view, ids, verified_field, label_field=""):
@@ -201,7 +209,7 @@ def read_verified(view, ids, verified_field, label_field=""):
     return verified
 
 
-def _orientation(spec):
+def orientation(spec):
     if spec.kind == "label":
         return "predicted class"
     return "higher = noisier" if spec.higher_is_noisier else "higher = cleaner"

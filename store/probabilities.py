@@ -10,11 +10,9 @@ with the consensus' rows (sample or object ids) and classes.
 
 import numpy as np
 
+from . import registry
 from . import runs as lnr
-
-#: run methods whose results hold an out-of-sample probability matrix
-PROBABILITY_METHODS = ("label_quality", "dupes")
-AUDIT_METHOD = "label_audit"
+from .audit import AUDIT_METHOD
 
 
 def probability_evidence(dataset, ids, labels, classes, specs, suggestions, patches_field=None,
@@ -131,12 +129,13 @@ def _probability_runs(dataset, specs, patches_field=None):
     for key in lnr.plugin_runs(dataset):
         info = dataset.get_run_info(key)
         config = info.config
-        if getattr(config, "method", None) not in PROBABILITY_METHODS:
+        detector = registry.by_method(getattr(config, "method", None))
+        if detector is None or not detector.saves_probabilities:
             continue
         if (getattr(config, "patches_field", None) or None) != (patches_field or None):
             continue
         params = getattr(config, "params", None) or {}
-        field = params.get("output_field") if isinstance(params, dict) else None
+        field = params.get(detector.evidence_param) if isinstance(params, dict) else None
         if field in specs and (field not in stamps or info.timestamp > stamps[field]):
             found[field], stamps[field] = key, info.timestamp
     return found

@@ -7,6 +7,7 @@ import numpy as np
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
+from ...store import registry
 from ...store import runs as lnr
 from ..base import Computed, DetectorOperator
 from ..forms import Param, device_param, resolve_device
@@ -23,15 +24,16 @@ HOW_TO_VERIFY = (
 
 
 class ComputeCleanNetSimilarity(DetectorOperator):
-    name = "compute_cleannet_similarity"
+    detector = registry.get("cleannet")
+    name = detector.operator
     label = "Label noise: CleanNet similarity"
     description = (
         "CleanNet (Lee et al. 2018): learns from a few verified samples in "
         "some classes how a correct label looks, scores every sample (cosine "
         "similarity, low = likely mislabeled), also in unverified classes"
     )
-    method = "cleannet"
-    output_field = "cleannet_similarity"
+    method = detector.method
+    output_field = detector.output_field
     method_params = (
         device_param(),
         Param(

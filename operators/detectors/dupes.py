@@ -10,6 +10,7 @@ review, revert, corrected export) is in :mod:`operators.curation.dupes_review`.
 
 import numpy as np
 
+from ...store import registry
 from ...store import runs as lnr
 from ..base import Computed, DetectorOperator
 from ..forms import Param, TAG_PARAM, device_param, resolve_device
@@ -17,15 +18,16 @@ from ...store.data import InputError, load_inputs
 
 
 class ComputeDupes(DetectorOperator):
-    name = "compute_dupes"
+    detector = registry.get("dupes")
+    name = detector.operator
     label = "Label noise: Dupes (repeated 50:50 trainings)"
     description = (
         "Trains a classifier on one half of every class and predicts the "
         "other, swapped, for several rounds; counts how often each sample is "
         "predicted as one other class"
     )
-    method = "dupes"
-    output_field = "dupe_count"
+    method = detector.method
+    output_field = detector.output_field
     method_params = (
         device_param(),
         Param("rounds", 10, "Rounds", "50:50 split rounds (2 trainings each)"),
@@ -48,7 +50,7 @@ class ComputeDupes(DetectorOperator):
         ),
         Param(
             "suggestion_field",
-            "dupe_label",
+            detector.suggestion_field,
             "Dupe label field",
             "Where to store the other class a sample is most often predicted as",
         ),

@@ -22,6 +22,7 @@ and thresholds, and per item with an issue the evidence behind it.
 
 import numpy as np
 
+from ...store import registry
 from ...store import runs as lnr
 from ..base import Computed, DetectorOperator
 from ..forms import Param
@@ -220,15 +221,16 @@ def chain_step(view, steps, common, prefix, get_operator, step_params):
     patches = common.get("label_field") if is_patches(view) else None
     consensus = steps[-1][2]
     flag = consensus.get("flag_field", "noise_flagged")
-    quality = prefix + "label_quality"
+    label_quality = registry.get("label_quality")
+    quality = prefix + label_quality.output_field
 
     def same_level_quality(key):
         config = dataset.get_run_info(key).config
-        return (getattr(config, "method", None) == "label_quality"
+        return (getattr(config, "method", None) == label_quality.method
                 and (getattr(config, "patches_field", None) or None) == patches
                 and (getattr(config, "params", None) or {}).get("output_field") == quality)
 
-    has_quality = any(name == "compute_label_quality" for name, _, _ in steps) or any(
+    has_quality = any(name == label_quality.operator for name, _, _ in steps) or any(
         same_level_quality(k) for k in lnr.plugin_runs(dataset)
     )
     if not flag or not has_quality:

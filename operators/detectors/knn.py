@@ -2,18 +2,20 @@
 
 from ..base import Computed, DetectorOperator
 from ..forms import Param, TAG_PARAM
+from ...store import registry
 from ...store.data import ClassificationColumn, load_inputs
 
 
 class ComputeKnnDisagreement(DetectorOperator):
-    name = "compute_knn_disagreement"
+    detector = registry.get("knn_disagreement")
+    name = detector.operator
     label = "Label noise: kNN disagreement"
     description = (
         "Fraction of each sample's k nearest neighbours (cosine, embeddings) "
         "whose label differs from its own"
     )
-    method = "knn_disagreement"
-    output_field = "knn_disagreement"
+    method = detector.method
+    output_field = detector.output_field
     method_params = (
         Param("k", 10, "Neighbours (k)", "Number of nearest neighbours"),
         Param(
@@ -25,7 +27,7 @@ class ComputeKnnDisagreement(DetectorOperator):
         ),
         Param(
             "suggestion_field",
-            "knn_label",
+            detector.suggestion_field,
             "Suggested label field",
             "Where to store the neighbours' majority label (empty: skip)",
         ),

@@ -15,6 +15,7 @@ the run results, so ``compute_noise_score`` reuses it without retraining.
 
 import numpy as np
 
+from ...store import registry
 from ...store import runs as lnr
 from ..base import Computed, DetectorOperator
 from ..forms import Param, TAG_PARAM, device_param, resolve_device
@@ -43,15 +44,16 @@ def human_verdicts(view, ids, verified_field, label_field):
 
 
 class ComputeLabelQuality(DetectorOperator):
-    name = "compute_label_quality"
+    detector = registry.get("label_quality")
+    name = detector.operator
     label = "Label noise: label quality (out-of-sample probabilities)"
     description = (
         "Cross-fitted classifiers on the embeddings give every sample the "
         "probability of its label from models that never saw it; Confident "
         "Learning flags the likely label issues"
     )
-    method = "label_quality"
-    output_field = "label_quality"
+    method = detector.method
+    output_field = detector.output_field
     method_params = (
         Param(
             "model",
@@ -83,7 +85,7 @@ class ComputeLabelQuality(DetectorOperator):
         ),
         Param(
             "prediction_field",
-            "predicted_label",
+            detector.suggestion_field,
             "Predicted label field",
             "Where to store the most probable class (empty: skip)",
         ),

@@ -6,19 +6,21 @@ import fiftyone.operators.types as types
 
 from ..base import Computed, DetectorOperator
 from ..forms import Param, TAG_PARAM, device_param, resolve_device
+from ...store import registry
 from ...store.data import ClassificationColumn, InputError, load_unlabeled_inputs
 
 
 class ComputeScanClusters(DetectorOperator):
-    name = "compute_scan_clusters"
+    detector = registry.get("scan")
+    name = detector.operator
     label = "Label noise: SCAN clusters"
     description = (
         "Clusters images without labels (SCAN: neighbour-consistency "
         "clustering + self-labeling); with a label field, matches clusters to "
         "classes, reports ACC/NMI/ARI and flags confident disagreements"
     )
-    method = "scan"
-    output_field = "scan_cluster"
+    method = detector.method
+    output_field = detector.output_field
     method_params = (
         device_param(),
         Param(
@@ -64,7 +66,7 @@ class ComputeScanClusters(DetectorOperator):
         ),
         Param(
             "suggestion_field",
-            "scan_label",
+            detector.evidence_field,
             "Suggested label field",
             "With labels: where to store the class matched to the sample's "
             "cluster (fo.Classification; empty: skip)",

@@ -5,22 +5,24 @@ import fiftyone.operators.types as types
 
 from ..base import Computed, DetectorOperator, call_operator
 from ..forms import Param, TAG_PARAM, device_param, resolve_device, run_key_input
+from ...store import registry
 from ...store.data import ClassificationColumn, InputError, load_inputs
 from ...store.runs import load_results, plugin_runs
 
-METHOD = "self_learning"
+METHOD = registry.get("self_learning").method
 
 
 class ComputeCorrectedLabels(DetectorOperator):
-    name = "compute_corrected_labels"
+    detector = registry.get("self_learning")
+    name = detector.operator
     label = "Label noise: Deep Self-Learning corrected labels"
     description = (
         "Corrects labels with class prototypes (Deep Self-Learning, Han et al. "
         "ICCV 2019): each sample gets the class whose prototypes it is most "
         "similar to. Never overwrites the label field"
     )
-    method = METHOD
-    output_field = "corrected_label"
+    method = detector.method
+    output_field = detector.output_field
     method_params = (
         device_param(),
         Param(

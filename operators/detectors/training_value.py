@@ -19,23 +19,25 @@ from fiftyone import ViewField as F
 
 from ..base import Computed, DetectorOperator
 from ..forms import Param, TAG_PARAM, device_param, resolve_device
+from ...store import registry
 from ...store.data import InputError, load_inputs, output_path, output_schema
 from ...store import runs as lnr
 
-METHOD = "training_value"
+METHOD = registry.get("training_value").method
 DIRTY_TAG = "tv:dirty"
 
 
 class ComputeTrainingValue(DetectorOperator):
-    name = "compute_training_value"
+    detector = registry.get("training_value")
+    name = detector.operator
     label = "Label noise: Training-ValueNet"
     description = (
         "Training value of each sample: the expected improvement in loss on "
         "a clean validation set from one SGD step on it (negative = likely "
         "mislabeled)"
     )
-    method = METHOD
-    output_field = "training_value"
+    method = detector.method
+    output_field = detector.output_field
     method_params = (
         device_param(),
         Param(

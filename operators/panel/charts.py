@@ -18,6 +18,7 @@ Paths are resolved for samples or for the objects of a patches view
 
 from fiftyone import ViewField as F
 
+from ...store import inputs, registry
 from ...store import runs as lnr
 from ...store.data import output_path, output_schema
 from ...store.objects import is_patches
@@ -25,9 +26,7 @@ from ...store.objects import is_patches
 BINS = 40
 #: a separator no class name is expected to contain
 SEP = "\u241f"
-#: scores whose higher values mean *cleaner* (flag below the threshold)
-CLEANER_IF_HIGHER = ("training_value", "cleannet_similarity", "label_quality")
-CONSENSUS_METHOD = "consensus"
+CONSENSUS_METHOD = registry.CONSENSUS_METHOD
 HEATMAP_CELLS = ("flagged", "estimated")
 
 
@@ -40,8 +39,12 @@ def panel_base(ctx):
     return ctx.dataset, None
 
 
-def higher_is_noisier(score_field):
-    return score_field not in CLEANER_IF_HIGHER
+def higher_is_noisier(collection, label_field, score_field):
+    """Whether a higher ``score_field`` means noisier (flag at or above the
+    threshold) or cleaner (at or below): from the run record that wrote it,
+    through the detector registry (:func:`store.inputs.higher_is_noisier`),
+    so a detector's output reads the same way under any field name."""
+    return inputs.higher_is_noisier(collection, label_field, score_field)
 
 
 def beyond(collection, label_field, score_field, threshold, higher=True):
@@ -74,7 +77,7 @@ def consensus_run(collection, score_field):
         info = dataset.get_run_info(key)
         config = info.config
         params = getattr(config, "params", None) or {}
-        if (params.get("output_field") or "noise_score") != score_field:
+        if (params.get("output_field") or registry.CONSENSUS_FIELD) != score_field:
             continue
         if getattr(config, "patches_field", None) != patches_field:
             continue
@@ -95,7 +98,7 @@ def default_threshold(collection, label_field, score_field, flag_field, bounds):
     """The consensus' own cut when its flag field exists (the lowest score it
     flagged), else 0.5 for a probability, else the top tenth of the range."""
     lo, hi = bounds
-    higher = higher_is_noisier(score_field)
+    higher = higher_is_noisier(collection, label_field, score_field)
     if flag_field and flag_field in output_schema(collection, label_field):
         flagged = collection.match(F(output_path(collection, label_field, flag_field)) == True)  # noqa: E712
         cut = flagged.bounds(output_path(collection, label_field, score_field))

@@ -7,8 +7,8 @@ come from aggregations (:mod:`operators.panel.charts`) or the review queue
 
 import fiftyone.operators.types as types
 
-from . import charts as charts
-from . import review as review
+from . import charts
+from . import review
 from ...store import review as lnv
 from ...store.audit import audit_runs
 from ..curation.tagging import score_fields, suggestion_fields
@@ -54,7 +54,7 @@ def _overview(p, ctx, panel, base, lf):
     controls.btn("rescore", label="Re-score", on_click=p.rescore, variant="outlined")
 
     lo, hi = state.bounds or [0.0, 1.0]
-    higher = charts.higher_is_noisier(state.score_field)
+    higher = charts.higher_is_noisier(base, lf, state.score_field)
     ready = p._ready(ctx)
     flagged = p._flagged(ctx).count() if ready else None
     panel.float(

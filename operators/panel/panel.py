@@ -25,8 +25,10 @@ import math
 import fiftyone.operators as foo
 
 from ...store import corrections as lnc
-from . import charts as charts
-from . import review as review
+from ...store import registry
+from ...store import runs as lnr
+from . import charts
+from . import review
 from ...store import review as lnv
 from ...store import audit as lna
 from ..curation.corrections import SOURCE, corrections_view
@@ -34,12 +36,18 @@ from ..curation.tagging import score_fields, suggestion_fields
 from ...store.data import InputError, classification_fields
 
 MODES = ("overview", "review", "audit")
-PLUGIN = "@label-noise/curation"
+PLUGIN = lnr.PLUGIN_NAME
 
 
 def default_score_field(collection):
     fields = score_fields(collection)
-    for name in ("noise_score", "knn_disagreement", "label_quality", "training_value"):
+    preferred = [registry.CONSENSUS_FIELD] + [
+        d.input_field for d in sorted(
+            (d for d in registry.DETECTORS.values() if d.panel_rank is not None),
+            key=lambda d: d.panel_rank,
+        )
+    ]
+    for name in preferred:
         if name in fields:
             return name
     return fields[0] if fields else None
@@ -386,7 +394,7 @@ class LabelNoisePanel(foo.Panel):
         state = ctx.panel.state
         base, lf = self._base(ctx)
         return charts.beyond(base, lf, state.score_field, state.threshold,
-                             charts.higher_is_noisier(state.score_field))
+                             charts.higher_is_noisier(base, lf, state.score_field))
 
     def _load_field(self, ctx, keep_threshold):
         state = ctx.panel.state
@@ -402,7 +410,7 @@ class LabelNoisePanel(foo.Panel):
             flag = (getattr(config, "params", None) or {}).get("flag_field", "noise_flagged") if key else None
             threshold = charts.default_threshold(base, lf, state.score_field, flag, (lo, hi))
             # 4 decimals (shown exactly), rounded so the cut item stays flagged
-            step = math.floor if charts.higher_is_noisier(state.score_field) else math.ceil
+            step = math.floor if charts.higher_is_noisier(base, lf, state.score_field) else math.ceil
             threshold = step(threshold * 1e4) / 1e4
         ctx.panel.set_state("threshold", threshold)
         self._load_flagged_charts(ctx)
@@ -453,7 +461,7 @@ def rescore_run(ctx, base, run_key, config):
     if run_key.endswith("consensus"):
         op = get_step_operator("find_label_issues")
         step = StepContext(ctx, base, {"rescore": True, "run_prefix": run_key[: -len("consensus")]}, quiet)
-        return op.run(step, op.values(step), quiet)
+        return op.run(step, op.resolved_params(step), quiet)
     op = get_step_operator(CONSENSUS)
     params = dict(getattr(config, "params", None) or {}, run_key=run_key)
     return op.execute(StepContext(ctx, base, params, quiet))

@@ -13,6 +13,7 @@ Everything here takes plain arguments (a collection, a queue dict) so it is
 tested without the App; :mod:`operators.panel.panel` wires it to panel events.
 """
 
+from ...store import registry
 from ...store import review as lnv
 from ...store.audit import update_audit, update_audits
 from ...store.data import InputError, output_path, output_schema, read_outputs
@@ -23,16 +24,6 @@ SOURCES = ("flagged", "selected", "view")
 KEYS = {"y": "correct", "s": "suggestion", "r": "relabel", "n": "skip", "u": "undo",
         "a": "ambiguous", "x": "exclude"}
 DIGITS = "1234567890"
-#: readable names of the consensus inputs (default output fields)
-DETECTOR_NAMES = {
-    "knn_disagreement": "kNN",
-    "label_quality": "label quality",
-    "dupe_count": "Dupes",
-    "corrected_label": "Deep Self-Learning",
-    "scan_label": "SCAN",
-    "training_value": "Training-ValueNet",
-    "cleannet_similarity": "CleanNet",
-}
 
 
 def queue_ids(base, label_field, source, score_field=None, threshold=None,
@@ -46,14 +37,15 @@ def queue_ids(base, label_field, source, score_field=None, threshold=None,
     if source == "flagged":
         if not scored or threshold is None:
             raise InputError("No score to review by: run find_label_issues first")
-        found = beyond(base, label_field, score_field, threshold, higher_is_noisier(score_field))
+        found = beyond(base, label_field, score_field, threshold,
+                       higher_is_noisier(base, label_field, score_field))
     elif source == "selected":
         if not selected:
             raise InputError("Select samples in the grid first")
         found = base.select(list(selected))
         if scored:
             path = output_path(base, label_field, score_field)
-            found = found.sort_by(path, reverse=higher_is_noisier(score_field))
+            found = found.sort_by(path, reverse=higher_is_noisier(base, label_field, score_field))
     else:
         found = view if view is not None else base
     ids = found.limit(lnv.MAX_QUEUE).values("id")
@@ -190,10 +182,8 @@ def model_line(items, item_id, score_field="noise_score", classes=None):
 
 
 def _detector_title(name):
-    for field, title in DETECTOR_NAMES.items():
-        if name == field or name.endswith(field):
-            return title
-    return name
+    detector = registry.by_field(name)
+    return detector.short_label if detector is not None else name
 
 
 def _fmt(value):

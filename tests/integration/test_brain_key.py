@@ -35,7 +35,9 @@ def test_detectors_read_a_similarity_index_like_the_field(blob_dataset):
     assert np.allclose(ds.values("a"), ds.values("b"))
     assert ds.get_run_info("b").config.params["brain_key"] == "sim"
     # the form offers the dataset's similarity indexes
-    from operators.forms import field_choices
+    from conftest import plugin_module
+
+    field_choices = plugin_module("operators.forms").field_choices
 
     assert field_choices(ds, "similarity") == ["sim"]
 
@@ -82,7 +84,9 @@ def test_patches_view_reads_an_object_index(objects):  # noqa: F811
     run_operator("compute_label_quality", patches, run_key="fld", output_field="q_field")
     a, b = patches.values(["ground_truth.q_index", "ground_truth.q_field"])
     assert np.allclose(a, b, atol=1e-5)
-    from operators.forms import field_choices
+    from conftest import plugin_module
+
+    field_choices = plugin_module("operators.forms").field_choices
 
     assert field_choices(patches, "similarity") == ["objects_sim"]  # not the image index
     with pytest.raises(Exception, match=r"indexes samples, but the target is the objects of 'ground_truth'"):

@@ -135,7 +135,9 @@ def test_error_messages(blob_dataset):
 
 
 def test_form_shows_verified_counts(blob_dataset):
-    from operators.detectors.cleannet import verification_counts
+    from conftest import plugin_module
+
+    verification_counts = plugin_module("operators.detectors.cleannet").verification_counts
 
     ds = blob_dataset(num_classes=3, per_class=20, dim=8, seed=3)
     ids = ds.values("id")

@@ -89,7 +89,7 @@ def test_find_label_issues_writes_issue_types(planted):
     for pair in results.overlapping_classes:
         assert pair["text"].startswith("%s <-> %s: " % tuple(pair["classes"]))
     # the panel's list beside the heatmap
-    from operators.panel.charts import issue_overview
+    issue_overview = plugin_module("operators.panel.charts").issue_overview
     text = issue_overview(ds)
     assert "%d duplicate conflict" % counts["duplicate_conflict"] in text
     for pair in results.overlapping_classes[:5]:
@@ -192,7 +192,7 @@ def test_audit_reports_each_type_with_interval(blob_dataset):
     assert (types["ambiguous"]["low"], types["ambiguous"]["high"]) == pytest.approx(
         wilson_interval(4, 18))
     assert est["n"] == 12  # the wrong-label rate: right/wrong verdicts only
-    from operators.panel.review import audit_summary
+    audit_summary = plugin_module("operators.panel.review").audit_summary
     text = audit_summary(est)
     assert "ambiguous (two classes fit)" in text and "no class fits" in text
 
@@ -232,7 +232,7 @@ def _operator(name):
 
 
 def test_object_verdicts_keys_export_and_undo(objects, tmp_path):
-    from operators.panel.review import key_action
+    key_action = plugin_module("operators.panel.review").key_action
 
     lnv = plugin_module("store.review")
     ds = objects(num_images=20, noise_rate=0.2)

@@ -41,7 +41,8 @@ def _auroc(truth, score):
 
 
 def test_find_label_issues_on_patches(objects):
-    from operators.pipeline import FAST, CONSENSUS
+    pipeline = plugin_module("operators.pipeline")
+    FAST, CONSENSUS = pipeline.FAST, pipeline.CONSENSUS
 
     ds = objects(num_images=80, noise_rate=0.2)
     patches = ds.to_patches("ground_truth")
@@ -97,7 +98,8 @@ def test_find_label_issues_missing_object_embeddings_says_so(objects):
 
 
 def test_thorough_plan_counts_verified_objects(objects):
-    from operators.pipeline import plan_steps, verified_counts
+    pipeline = plugin_module("operators.pipeline")
+    plan_steps, verified_counts = pipeline.plan_steps, pipeline.verified_counts
 
     ds = objects(num_images=40, noise_rate=0.3)
     patches = ds.to_patches("ground_truth")

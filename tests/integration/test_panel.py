@@ -154,7 +154,7 @@ def test_chart_helpers(scored):
     scores = view.values("noise_score")
     assert scores == sorted(scores, reverse=True) and min(scores) >= 0.6
     assert len(scores) == ds.match(F("noise_score") >= 0.6).count()
-    low = charts.beyond(ds, None, "label_quality", 0.2, higher=charts.higher_is_noisier("label_quality"))
+    low = charts.beyond(ds, None, "label_quality", 0.2, higher=charts.higher_is_noisier(ds, None, "label_quality"))
     assert max(low.values("label_quality")) <= 0.2
     trace, bounds = charts.score_histogram(ds, None, "knn_disagreement")  # not a probability
     assert sum(trace["y"]) == ds.count("knn_disagreement")
@@ -356,3 +356,68 @@ def test_review_on_patches(new_dataset, tmp_path):
     # undo removes what the verdict added (each object as stored before)
     for name in ("label_original", "review_verdict", "label_verified"):
         assert getattr(obj, name, None) is None, name
+
+
+def test_direction_comes_from_the_run_record_not_the_field_name(blob_dataset):
+    """A Training-ValueNet run written under a custom output field is higher
+    = cleaner in the panel (threshold side, flagged view, review order), as
+    in the consensus: the direction comes from the run record through the
+    detector registry. The old panel read it from the field's name and
+    flagged the *highest* training values."""
+    ds = blob_dataset(noise_rate=0.2, per_class=60)
+    ids, labels, noisy = ds.values(["id", "ground_truth.label", "is_noisy"])
+    picked = []
+    for c in sorted(set(labels)):  # 15 correctly labeled per class: the validation set
+        picked += [i for i, l, n in zip(ids, labels, noisy) if l == c and not n][:15]
+    ds.select(picked).tag_samples("validated")
+    operator("compute_training_value")(
+        ds, output_field="tv_custom", run_key="tv_custom", episodes=4, train_per_class=40,
+        val_per_class=15, min_val_per_class=10, hidden_units=16, regressor_hidden=32,
+        regressor_epochs=60, regressor_patience=10, num_threads=1,
+    )
+    charts = plugin_module("operators.panel.charts")
+    assert charts.higher_is_noisier(ds, None, "tv_custom") is False
+    assert charts.higher_is_noisier(ds, None, "knn_nothing") is True  # no such run: noisier
+
+    p = _panel()
+    ctx = Ctx(ds)
+    p.on_load(ctx)
+    ctx.event(p, "on_change_score_field", value="tv_custom")
+    state = ctx.panel.state
+    lo, hi = state.bounds
+    values = np.array(ds.values("tv_custom"), dtype=float)
+    # the default cut sits in the low tenth of the range (cleaner-if-higher)
+    assert state.threshold <= lo + 0.1 * (hi - lo) + 1e-4
+    flagged = p._flagged(ctx).values("tv_custom")
+    assert flagged and max(flagged) <= state.threshold
+    assert flagged == sorted(flagged)  # most suspicious (lowest value) first
+    assert len(flagged) == int((values <= state.threshold).sum())
+    import json
+
+    shown = json.dumps(p.render(ctx).to_json(), ensure_ascii=False)
+    assert "flagged (tv_custom ≤ %.4f)" % state.threshold in shown  # the counts line
+    # the review queue of the flagged items starts with the lowest value
+    ctx.event(p, "start_review")
+    assert ctx.view.values("tv_custom") == sorted(flagged)
+
+
+def test_run_records_of_older_method_names_still_load(blob_dataset):
+    """Run records keep working across versions: a method name the registry
+    lists as an alias (or contains as a fragment) is the same detector, with
+    its direction, through the consensus' discovery and the panel."""
+    ds = blob_dataset(num_classes=3, per_class=20)
+    lnr = plugin_module("store.runs")
+    inputs = plugin_module("store.inputs")
+    registry = plugin_module("store.registry")
+    values = np.linspace(-1, 1, len(ds))
+    ds.set_values("tv_old", values.tolist())
+    ds.set_values("knn_old", (values + 1) / 2)
+    lnr.record_run(ds, "tv_old", "valuenet", {"output_field": "tv_old"}, ["tv_old"])
+    lnr.record_run(ds, "knn_old", "knn_v1", {"output_field": "knn_old", "suggestion_field": ""}, ["knn_old"])
+    assert registry.by_method("valuenet").key == "training_value"
+    assert registry.by_method("knn_v1").key == "knn_disagreement"
+    assert registry.by_method("consensus") is None
+    found = inputs.discover_inputs(ds)
+    assert found["tv_old"].higher_is_noisier is False and found["tv_old"].kind == "score"
+    assert found["knn_old"].higher_is_noisier is True and found["knn_old"].disagreement_share
+    assert plugin_module("operators.panel.charts").higher_is_noisier(ds, None, "tv_old") is False
