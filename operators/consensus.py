@@ -13,19 +13,10 @@ import fiftyone.operators.types as types
 
 from .base import Computed, DetectorOperator
 from .forms import Param, TAG_PARAM
-from ..store.inputs import (
-    Verdicts,
-    is_classification,
-    orientation,
-    corrected_items,
-    discover_inputs,
-    original_labels,
-    parse_inputs,
-    read_verified,
-)
-from ..store.data import ClassificationColumn, InputError, load_inputs, output_schema, read_outputs
+from ..store.inputs import discover_inputs, orientation, parse_inputs, read_consensus_inputs
+from ..store.data import ClassificationColumn, InputError, output_schema
 from ..store.objects import is_patches
-from ..store.predictions import as_field_list, read_predictions
+from ..store.predictions import as_field_list
 from ..store.registry import MIN_VERIFIED_EACH
 
 
@@ -167,8 +158,6 @@ class ComputeNoiseScore(DetectorOperator):
         }
 
     def compute(self, ctx, view, params, progress):
-        from ..methods.consensus import label_agreement_score
-
         dataset = ctx.dataset
         own = {params["output_field"], params["suggestion_field"], params["flag_field"]} - {""}
         if params["label_field"] in own:
@@ -188,94 +177,19 @@ class ComputeNoiseScore(DetectorOperator):
                 "one detector first (e.g. compute_knn_disagreement), or name "
                 "numeric score fields in 'inputs'" % dataset.name
             )
-        data = load_inputs(view, params["label_field"], need_embeddings=False)
-        progress(0.1, "reading predictions %s" % ", ".join(pred_names) if pred_names else "")
-        predictions = read_predictions(
-            view, params["label_field"], pred_names, data.ids, data.classes, data.y)
-        progress(0.2, "reading %d inputs" % len(specs))
-        classes = list(data.classes)
-        class_index = {c: k for k, c in enumerate(classes)}
-
-        def to_index(names):
-            out = np.full(len(names), -1, dtype=np.int64)
-            for k, name in enumerate(names):
-                if name is None or name == "":
-                    continue
-                if name not in class_index:
-                    class_index[name] = len(classes)
-                    classes.append(name)
-                out[k] = class_index[name]
-            return out
-
-        schema = output_schema(view, params["label_field"])
-        paths = ["id"]
-        for name, spec in specs.items():
-            if spec.kind == "label":
-                paths += [name + ".label", name + ".confidence"]
-            else:
-                paths.append(name)
-            if spec.suggestion and spec.suggestion in schema:
-                if is_classification(schema[spec.suggestion]):
-                    paths += [spec.suggestion + ".label", spec.suggestion + ".confidence"]
-                else:
-                    paths.append(spec.suggestion)
-        columns = read_outputs(view, params["label_field"], paths[1:])
-        row_of = {sid: k for k, sid in enumerate(columns["id"])}
-        rows = np.array([row_of[sid] for sid in data.ids], dtype=np.int64)
-
-        def aligned(path, dtype=object):
-            values = columns[path]
-            return np.array([values[r] for r in rows], dtype=dtype)
-
-        def floats(path):
-            return np.array(
-                [np.nan if v is None else float(v) for v in aligned(path)],
-                dtype=np.float64,
-            )
-
-        scores, suggestions, used = {}, {}, {}
-        for name, spec in specs.items():
-            if spec.kind == "label":
-                predicted = to_index(aligned(name + ".label"))
-                conf = floats(name + ".confidence")
-                scores[name] = label_agreement_score(data.y, predicted, conf)
-                suggestions[name] = (predicted, conf)
-            else:
-                s = floats(name)
-                scores[name] = s if spec.higher_is_noisier else -s
-                if spec.suggestion and spec.suggestion + ".label" in columns:
-                    suggestions[name] = (
-                        to_index(aligned(spec.suggestion + ".label")),
-                        floats(spec.suggestion + ".confidence"),
-                    )
-                elif spec.suggestion and spec.suggestion in columns:
-                    suggestions[name] = (to_index(aligned(spec.suggestion)), None)
-            num = int(np.isfinite(scores[name]).sum())
-            if num == 0:
-                del scores[name]
-                suggestions.pop(name, None)
-                continue
-            used[name] = dict(
-                kind=spec.kind,
-                higher_is_noisier=spec.higher_is_noisier,
-                suggestion=spec.suggestion if name in suggestions else None,
-                num_scored=num,
-            )
+        bundle = read_consensus_inputs(
+            view, params["label_field"], specs, pred_names, params["verified_field"], progress)
+        data, classes, scores = bundle.data, bundle.classes, bundle.scores
+        verified, predictions = bundle.verdicts.given, bundle.predictions
         if not scores and not predictions:
             raise InputError(
                 "The detector fields %s have no value on the target view: "
                 "run the detectors on these samples first" % sorted(specs)
             )
-        verified = read_verified(
-            view, list(data.ids), params["verified_field"], params["label_field"]
-        )
-        corrected = corrected_items(view, list(data.ids), params["label_field"])
-        before = original_labels(view, list(data.ids), params["label_field"])
         progress(0.5, "combining %s" % ", ".join(scores))
         combined = combine_evidence(
-            dataset, data, classes, specs, scores, suggestions,
-            Verdicts(verified, corrected, before), params, data_is_patches=patches,
-            predictions=predictions,
+            dataset, data, classes, specs, scores, bundle.suggestions,
+            bundle.verdicts, params, data_is_patches=patches, predictions=predictions,
         )
         noise = combined["noise"]
         fields = {params["output_field"]: noise}
@@ -299,7 +213,7 @@ class ComputeNoiseScore(DetectorOperator):
             "correct": int((verified == 0).sum()),
         }
         info = dict(
-            inputs=used,
+            inputs=bundle.used,
             weights=combined["weights"],
             weights_source=combined["weights_source"],
             normalisation_used=combined["normalisation"],

@@ -519,7 +519,7 @@ class FindLabelIssues(ActionOperator):
         if not ctx.delegated:
             ctx.ops.reload_dataset()
             if flag and flag in lnd.output_schema(view, params["label_field"]):
-                ctx.ops.set_view(flagged_view(view, params["label_field"], score, flag))
+                ctx.ops.set_view(consensus_flagged_view(view, params["label_field"], score, flag))
         return result
 
     def execute(self, ctx):
@@ -541,7 +541,7 @@ class FindLabelIssues(ActionOperator):
         return call_operator(self, sample_collection, params, delegate)
 
 
-def flagged_view(view, label_field, score_field, flag_field):
+def consensus_flagged_view(view, label_field, score_field, flag_field):
     """The items the consensus flagged, highest score first (samples, or
     objects of a patches view)."""
     flag = lnd.output_path(view, label_field, flag_field)

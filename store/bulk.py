@@ -84,7 +84,8 @@ def io_timed(kind):
 # ------------------------------------------------------------------ reads
 
 
-def read_columns_uncached(view, paths, embeddings_field=None, keep_row=None, batch_size=None):
+def read_columns_uncached(view, paths, embeddings_field=None, keep_row=None, batch_size=None,
+                          vector_name="embedding"):
     """Reads ``paths`` (and embeddings) of ``view`` through one cursor.
 
     One aggregation with the view's own pipeline and a ``$project`` of the
@@ -97,6 +98,8 @@ def read_columns_uncached(view, paths, embeddings_field=None, keep_row=None, bat
         view: the target view (a dataset, a view, a patches view)
         paths: field paths, e.g. ``["id", "ground_truth.label"]``
         embeddings_field (None): vector field to stack, or None
+        vector_name ("embedding"): what its vectors are, in error messages
+            (e.g. "prediction vector")
         keep_row (None): ``callable(row_dict) -> bool``; rows it rejects are
             dropped (their embeddings are not needed)
         batch_size (None): samples decoded per batch (default :data:`READ_BATCH`)
@@ -183,10 +186,11 @@ def read_columns_uncached(view, paths, embeddings_field=None, keep_row=None, bat
         return columns, None
     if missing:
         raise InputError(
-            "%d labeled samples have no embedding in '%s' (e.g. sample %s). "
-            "Compute embeddings for the whole target view first, or exclude "
+            "%d labeled samples have no %s in '%s' (e.g. sample %s). "
+            "Compute %ss for the whole target view first, or exclude "
             "those samples: view.exists('%s')"
-            % (len(missing), embeddings_field, missing[0], embeddings_field)
+            % (len(missing), vector_name, embeddings_field, missing[0], vector_name,
+               embeddings_field)
         )
     if len(dims) > 1:
         (common, _), = dims.most_common(1)
@@ -194,15 +198,15 @@ def read_columns_uncached(view, paths, embeddings_field=None, keep_row=None, bat
             sid = kept_ids[0]
             odd = (sid, next(d for d in dims if d != common))
         raise InputError(
-            "Embeddings in '%s' have different lengths %s (e.g. sample %s "
+            "%ss in '%s' have different lengths %s (e.g. sample %s "
             "has %d, most have %d). Recompute them with one model"
-            % (embeddings_field, sorted(dims), odd[0], odd[1], common)
+            % (vector_name.capitalize(), embeddings_field, sorted(dims), odd[0], odd[1], common)
         )
     if bad:
         raise InputError(
-            "%d embeddings in '%s' contain NaN or inf (e.g. sample %s). "
+            "%d %ss in '%s' contain NaN or inf (e.g. sample %s). "
             "Recompute them or exclude those samples"
-            % (len(bad), embeddings_field, bad[0])
+            % (len(bad), vector_name, embeddings_field, bad[0])
         )
     if matrix is None:
         return columns, None

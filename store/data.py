@@ -251,15 +251,16 @@ def _check_embeddings_field(view, embeddings_field):
     )
 
 
-def read_columns(view, paths, embeddings_field=None, keep_row=None, batch_size=None):
+def read_columns(view, paths, embeddings_field=None, keep_row=None, batch_size=None,
+                 vector_name="embedding"):
     """:func:`read_columns_uncached`, served from :func:`shared_inputs`'s
     cache when called inside that scope (same arguments and result)."""
     cache = shared_cache()
     if cache is None:
-        return read_columns_uncached(view, paths, embeddings_field, keep_row, batch_size)
+        return read_columns_uncached(view, paths, embeddings_field, keep_row, batch_size, vector_name)
     key = shared_key(view, paths, embeddings_field, keep_row, batch_size)
     if key not in cache:
-        cache[key] = read_columns_uncached(view, paths, embeddings_field, keep_row, batch_size)
+        cache[key] = read_columns_uncached(view, paths, embeddings_field, keep_row, batch_size, vector_name)
     columns, embeddings = cache[key]
     columns = {k: (list(v) if isinstance(v, list) else v) for k, v in columns.items()}
     return columns, (None if embeddings is None else embeddings.copy())

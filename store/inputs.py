@@ -15,8 +15,10 @@ import numpy as np
 import fiftyone as fo
 import fiftyone.core.fields as fof
 
-from .data import InputError, output_schema, read_outputs
+from .corrections import OBJECT_ORIGINAL, correction_field, original_field
+from .data import InputError, load_inputs, output_schema, read_outputs
 from .objects import is_patches
+from .predictions import read_predictions
 from . import registry
 from . import runs as lnr
 
@@ -174,41 +176,6 @@ def _fits(field, spec):
     return is_classification(field) if spec.kind == "label" else _is_number(field)
 
 
-def read_verified(view, ids, verified_field, label_field=""):
-    """Verification of each id: 1 = label wrong, 0 = right, -1 = unknown.
-
-    From the boolean ``verified_field`` (True = label correct, False =
-    wrong) and/or the tags ``verified:correct`` / ``verified:wrong``; on a
-    patches view, the object's attribute and label tags
-    (``<label_field>.label_verified``, ``<label_field>.tags``).
-    """
-    index = {sid: k for k, sid in enumerate(ids)}
-    verified = np.full(len(ids), -1, dtype=np.int64)
-    schema = output_schema(view, label_field)
-    names = ["tags"]
-    use_field = bool(verified_field) and verified_field in schema
-    if use_field:
-        names.append(verified_field)
-    read = read_outputs(view, label_field, names)
-    columns = [read["id"]] + [read[n] for n in names]
-    for k, sid in enumerate(columns[0]):
-        row = index.get(sid)
-        if row is None:
-            continue
-        tags = columns[1][k] or ()
-        if "verified:wrong" in tags:
-            verified[row] = 1
-        elif "verified:correct" in tags:
-            verified[row] = 0
-        if use_field:
-            value = columns[2][k]
-            if value is True:
-                verified[row] = 0
-            elif value is False:
-                verified[row] = 1
-    return verified
-
-
 def orientation(spec):
     if spec.kind == "label":
         return "predicted class"
@@ -268,28 +235,161 @@ class Verdicts:
         return int((self.corrected & (self.given == 1)).sum())
 
 
-def corrected_items(view, ids, label_field):
-    """Bool per id: its label carries a correction record (sample field
-    ``<label>_correction``, or ``correction_source`` on an object)."""
-    from .corrections import correction_field
+def read_verdicts(view, ids, verified_field, label_field, with_original=True):
+    """The human verdicts on ``ids`` (samples, or the objects of a patches
+    view) as :class:`Verdicts`, in one read.
 
+    ``given`` (1 = label wrong, 0 = right, -1 = unknown) is from the boolean
+    ``verified_field`` (True = label correct, False = wrong; on objects the
+    attribute ``<label_field>.<verified_field>``) and the tags
+    ``verified:correct`` / ``verified:wrong`` (label tags on objects), the
+    field deciding when both exist; ``corrected``: the label carries a
+    correction record (``<label>_correction`` on samples,
+    ``correction_source`` on objects); ``original`` (with ``with_original``):
+    the class before the first correction (None where never corrected).
+    """
+    ids = list(ids)
     patches = is_patches(view)
-    name = "correction_source" if patches else correction_field(label_field)
-    if name not in output_schema(view, label_field):
-        return np.zeros(len(ids), dtype=bool)
-    path = name if patches else name + ".source"
-    values = read_outputs(view, label_field, [path], ids=ids)[path]
-    return np.array([v is not None for v in values], dtype=bool)
+    schema = output_schema(view, label_field)
+    use_field = bool(verified_field) and verified_field in schema
+    correction = "correction_source" if patches else correction_field(label_field)
+    has_correction = correction in schema
+    original = OBJECT_ORIGINAL if patches else original_field(label_field)
+    has_original = with_original and original in schema
+    paths = {"tags": "tags"}
+    if use_field:
+        paths["verified"] = verified_field
+    if has_correction:
+        paths["corrected"] = correction if patches else correction + ".source"
+    if has_original:
+        paths["original"] = original if patches else original + ".label"
+    read = read_outputs(view, label_field, list(paths.values()), ids=ids)
+    column = {key: read[path] for key, path in paths.items()}
+    given = np.full(len(ids), -1, dtype=np.int64)
+    for row, tags in enumerate(column["tags"]):
+        tags = tags or ()
+        if "verified:wrong" in tags:
+            given[row] = 1
+        elif "verified:correct" in tags:
+            given[row] = 0
+        if use_field:
+            value = column["verified"][row]
+            if value is True:
+                given[row] = 0
+            elif value is False:
+                given[row] = 1
+    if has_correction:
+        corrected = np.array([v is not None for v in column["corrected"]], dtype=bool)
+    else:
+        corrected = np.zeros(len(ids), dtype=bool)
+    before = None
+    if with_original:
+        before = column["original"] if has_original else [None] * len(ids)
+    return Verdicts(given, corrected, before)
 
 
-def original_labels(view, ids, label_field):
-    """The class each id had before its first correction (None where it
-    was never corrected): ``<label>_original.label`` on samples,
-    ``label_original`` on objects."""
-    from .corrections import OBJECT_ORIGINAL, original_field
+@dataclass
+class ConsensusInputs:
+    """Everything a consensus combines, read in one pass and aligned with
+    ``data.ids`` (see :func:`read_consensus_inputs`)."""
 
-    name = OBJECT_ORIGINAL if is_patches(view) else original_field(label_field)
-    if name not in output_schema(view, label_field):
-        return [None] * len(ids)
-    path = name if is_patches(view) else name + ".label"
-    return read_outputs(view, label_field, [path], ids=ids)[path]
+    #: labels of the target items (:class:`store.data.DetectorInputs`)
+    data: object
+    #: the label classes, then any other class a detector suggests
+    classes: list
+    #: input field -> float array, higher = noisier (NaN: not scored)
+    scores: dict
+    #: input field -> (class index array, confidence array or None)
+    suggestions: dict
+    #: input field -> how it was read (kind, direction, suggestion, count)
+    used: dict
+    #: the model predictions read from ``pred_field`` (store.predictions)
+    predictions: object
+    #: the human verdicts (:class:`Verdicts`)
+    verdicts: Verdicts
+
+
+def read_consensus_inputs(view, label_field, specs, pred_names, verified_field, progress=None):
+    """Reads what the consensus combines, once: the labels, the model
+    predictions ``pred_names``, each input of ``specs`` (``{field:
+    InputSpec}``) as a score oriented higher = noisier (a predicted class
+    becomes :func:`methods.consensus.label_agreement_score`) with its
+    suggested class, and the verdicts. Inputs without any value on the
+    target items are left out."""
+    from ..methods.consensus import label_agreement_score
+
+    progress = progress or (lambda fraction, message="": None)
+    data = load_inputs(view, label_field, need_embeddings=False)
+    progress(0.1, "reading predictions %s" % ", ".join(pred_names) if pred_names else "")
+    predictions = read_predictions(view, label_field, pred_names, data.ids, data.classes, data.y)
+    progress(0.2, "reading %d inputs" % len(specs))
+    classes = list(data.classes)
+    class_index = {c: k for k, c in enumerate(classes)}
+
+    def to_index(names):
+        out = np.full(len(names), -1, dtype=np.int64)
+        for k, name in enumerate(names):
+            if name is None or name == "":
+                continue
+            if name not in class_index:
+                class_index[name] = len(classes)
+                classes.append(name)
+            out[k] = class_index[name]
+        return out
+
+    schema = output_schema(view, label_field)
+    paths = ["id"]
+    for name, spec in specs.items():
+        if spec.kind == "label":
+            paths += [name + ".label", name + ".confidence"]
+        else:
+            paths.append(name)
+        if spec.suggestion and spec.suggestion in schema:
+            if is_classification(schema[spec.suggestion]):
+                paths += [spec.suggestion + ".label", spec.suggestion + ".confidence"]
+            else:
+                paths.append(spec.suggestion)
+    columns = read_outputs(view, label_field, paths[1:])
+    row_of = {sid: k for k, sid in enumerate(columns["id"])}
+    rows = np.array([row_of[sid] for sid in data.ids], dtype=np.int64)
+
+    def aligned(path, dtype=object):
+        values = columns[path]
+        return np.array([values[r] for r in rows], dtype=dtype)
+
+    def floats(path):
+        return np.array(
+            [np.nan if v is None else float(v) for v in aligned(path)],
+            dtype=np.float64,
+        )
+
+    scores, suggestions, used = {}, {}, {}
+    for name, spec in specs.items():
+        if spec.kind == "label":
+            predicted = to_index(aligned(name + ".label"))
+            conf = floats(name + ".confidence")
+            scores[name] = label_agreement_score(data.y, predicted, conf)
+            suggestions[name] = (predicted, conf)
+        else:
+            s = floats(name)
+            scores[name] = s if spec.higher_is_noisier else -s
+            if spec.suggestion and spec.suggestion + ".label" in columns:
+                suggestions[name] = (
+                    to_index(aligned(spec.suggestion + ".label")),
+                    floats(spec.suggestion + ".confidence"),
+                )
+            elif spec.suggestion and spec.suggestion in columns:
+                suggestions[name] = (to_index(aligned(spec.suggestion)), None)
+        num = int(np.isfinite(scores[name]).sum())
+        if num == 0:
+            del scores[name]
+            suggestions.pop(name, None)
+            continue
+        used[name] = dict(
+            kind=spec.kind,
+            higher_is_noisier=spec.higher_is_noisier,
+            suggestion=spec.suggestion if name in suggestions else None,
+            num_scored=num,
+        )
+    verdicts = read_verdicts(view, list(data.ids), verified_field, label_field)
+    return ConsensusInputs(data, classes, scores, suggestions, used, predictions, verdicts)

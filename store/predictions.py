@@ -271,12 +271,7 @@ def _aligned_rows(read_ids, ids):
 
 
 def _read_vectors(view, label_field, path, ids):
-    try:
-        columns, matrix = lnd.read_columns(view, ["id"], path)
-    except lnd.InputError as e:
-        raise lnd.InputError(
-            str(e).replace("embedding", "prediction vector").replace("Embeddings", "Predictions")
-        ) from None
+    columns, matrix = lnd.read_columns(view, ["id"], path, vector_name="prediction vector")
     if matrix is None:
         raise lnd.InputError("'%s' holds no prediction vector on the target view" % path)
     return matrix[_aligned_rows(columns["id"], ids)].astype(np.float64)

@@ -231,11 +231,11 @@ def _prepare_export_dir(root, overwrite):
 
 
 def _folders(labels):
-    """The class folders of the image tree. Two classes whose shortened
-    names clash share one name and the later class replaces the earlier
-    (unchanged behaviour; the Dupes exports rename it instead, see
-    ``store.safe_paths.class_folders``)."""
-    return sp.class_folders(labels, rename_clashes=False)
+    """The class folders of the image tree: one per class; two classes whose
+    shortened names clash get ``<name>`` and ``<name>~2`` (as the Dupes
+    exports; before, the later class silently replaced the earlier one and
+    its images were left out of the tree)."""
+    return sp.class_folders(labels, rename_clashes=True)
 
 
 def _copy_tree(view, labels, target, progress, done, total):

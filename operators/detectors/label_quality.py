@@ -26,17 +26,14 @@ def human_verdicts(view, ids, verified_field, label_field):
     """Verdicts on the labels as they are now (0 right, 1 wrong, -1 none),
     or None when there are none: a label corrected by a reviewer counts as
     verified right (it is the reviewer's choice)."""
-    from ...store.inputs import Verdicts, corrected_items, read_verified
+    from ...store.inputs import read_verdicts
 
     if not verified_field:
         return None
     from ...store.review import excluded_ids
 
     ids = list(ids)
-    verdicts = Verdicts(
-        read_verified(view, ids, verified_field, label_field),
-        corrected_items(view, ids, label_field),
-    ).current
+    verdicts = read_verdicts(view, ids, verified_field, label_field, with_original=False).current
     excluded = excluded_ids(view, label_field)  # no class fits: never trained on
     if excluded:
         verdicts = np.where([str(i) in excluded for i in ids], 1, verdicts)

@@ -51,7 +51,7 @@ def test_declared_range_is_the_same_everywhere_and_holds_this_fiftyone():
 
 #: what a plugin install holds (a GitHub archive has more; FiftyOne copies
 #: the folder of fiftyone.yml as a whole)
-PLUGIN_FILES = ("__init__.py", "fiftyone.yml", "requirements.txt", "operators", "methods", "js")
+PLUGIN_FILES = ("__init__.py", "fiftyone.yml", "requirements.txt", "operators", "store", "methods", "js")
 
 
 def _copy_plugin(dest):

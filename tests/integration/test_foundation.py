@@ -41,6 +41,29 @@ def test_registered_classes_match_manifest():
     assert names == set(manifest["operators"]) | set(manifest.get("panels") or [])
 
 
+def test_the_registry_and_the_detector_operators_agree():
+    """Each registry record names a registered detector operator that takes
+    its facts from that record, and each detector operator feeding the
+    consensus has a record (the consensus and the issue types are not
+    consensus inputs)."""
+    from conftest import plugin_module
+
+    registry = plugin_module("store.registry")
+    for key, detector in registry.DETECTORS.items():
+        op = operator(detector.operator)
+        assert op.detector is detector, key
+        assert (op.name, op.method, op.output_field) == (
+            detector.operator, detector.method, detector.output_field)
+        assert registry.by_method(op.method) is detector
+    base = plugin_module("operators.base")
+    import fiftyone.operators as foo
+
+    detectors = {op.name for op in foo.list_operators(enabled=True)
+                 if op.plugin_name == PLUGIN and isinstance(op, base.DetectorOperator)}
+    recorded = {d.operator for d in registry.DETECTORS.values()}
+    assert detectors - recorded == {"compute_noise_score", "compute_label_issue_types"}
+
+
 def test_plugin_import_does_not_load_heavy_libraries():
     code = (
         "import importlib.util, sys\n"
