@@ -5,25 +5,12 @@ similar to on average. Similarity is the cosine similarity of feature vectors
 (given embeddings, or the penultimate features of a classifier trained in the
 iterative mode).
 
-Label-correction phase (:func:`correct_labels`), per class c:
-
-1. sample m rows whose (noisy) label is c (paper: m = 1280; all if fewer);
-2. S = m×m cosine similarity matrix of those rows; S_c = the value at the top
-   ``top_fraction`` (40%) of S, i.e. the k-th largest entry of S with
-   k = ceil(0.4·m²) (all m² entries, diagonal included);
-   ρ_i = Σ_j sign(S_ij − S_c) (j over all m rows, i included; that adds the
-   same +1 to every ρ_i);
-   η_i = max_{j: ρ_j > ρ_i} S_ij when ρ_i < ρ_max, η_i = min_j S_ij when
-   ρ_i = ρ_max (strict ">" exactly as in the paper, so several samples tied at
-   ρ_max all take the second form);
-   prototypes = the p (8) samples with the largest ρ among those with
-   η < 0.95 (see :func:`select_prototypes` for ties and fallbacks);
-3. for every sample, the mean similarity to each class's prototypes; ŷ is the
-   class with the largest mean.
-
-Confidence of ŷ: the *margin* between the largest and the second-largest
-per-class mean cosine similarity, a number in [0, 2] (0 = two classes tie);
-it is not a probability.
+Label-correction phase (:func:`methods.prototypes.correct_labels`, whose
+docstring gives every step): per class, sample m labelled rows (paper:
+1280), find the p (8) prototypes of highest density ρ among the rows that are
+not too similar to a denser one (η < 0.95), then give every sample the class
+whose prototypes it is most similar to on average; the confidence is the
+margin between the two best classes (in [0, 2], not a probability).
 
 Iterative mode (:func:`self_learning` with ``train=True``): a classifier
 F = f∘G is trained for ``epochs`` epochs with

@@ -174,12 +174,8 @@ def load_inputs(
     """
     check_processable(view)
     check_label_field(view, label_field)
-    from_index = need_embeddings and bool(brain_index.active())
-    if from_index:
-        brain_index.check_index(view, brain_index.active(), label_field)
-    elif need_embeddings:
-        embeddings_field = embeddings_path(view, label_field, embeddings_field)
-        _check_embeddings_field(view, embeddings_field)
+    from_index, embeddings_field = _embeddings_source(
+        view, label_field, embeddings_field, need_embeddings)
     skipped = {}
     if lno.is_patches(view):  # one row per object; boxes checked first
         lno.check_objects(view, label_field)
@@ -237,6 +233,18 @@ def embeddings_exist(view, embeddings_field):
     if embeddings_field in view.get_field_schema(flat=True):
         return True
     return "." in embeddings_field and bool(view.exists(embeddings_field).limit(1).count())
+
+
+def _embeddings_source(view, label_field, embeddings_field, need_embeddings):
+    """``(from_index, embeddings path)``: where a run's embeddings come from
+    (the active similarity index, or the field), checked before any read."""
+    from_index = need_embeddings and bool(brain_index.active())
+    if from_index:
+        brain_index.check_index(view, brain_index.active(), label_field)
+    elif need_embeddings:
+        embeddings_field = embeddings_path(view, label_field, embeddings_field)
+        _check_embeddings_field(view, embeddings_field)
+    return from_index, embeddings_field
 
 
 def _check_embeddings_field(view, embeddings_field):
@@ -316,12 +324,8 @@ def load_unlabeled_inputs(
         if not has_labels:
             check_label_field(view, label_field)  # names the patches field
         lno.check_objects(view, label_field, require_labels=False)
-    from_index = need_embeddings and bool(brain_index.active())
-    if from_index:
-        brain_index.check_index(view, brain_index.active(), label_field)
-    elif need_embeddings:
-        embeddings_field = embeddings_path(view, label_field, embeddings_field)
-        _check_embeddings_field(view, embeddings_field)
+    from_index, embeddings_field = _embeddings_source(
+        view, label_field, embeddings_field, need_embeddings)
 
     paths = ["id"]
     if has_labels:
