@@ -30,6 +30,7 @@ import fiftyone as fo
 import fiftyone.core.fields as fof
 
 from . import data as lnd
+from . import registry
 from .objects import is_patches
 
 FORMS = ("logits", "probabilities", "label+confidence")
@@ -91,11 +92,14 @@ def prediction_fields(view, label_field="ground_truth"):
     return sorted(out)
 
 
-#: the plugin's own Classification outputs: never a model's predictions
-_OWN_FIELDS = {
-    "suggested_label", "predicted_label", "knn_label", "dupe_label", "corrected_label",
-    "scan_label", "label_review",
-}
+#: the plugin's own Classification outputs (every detector's suggestion and
+#: predicted-class fields, from the registry; the consensus' suggestion; the
+#: review record): never a model's predictions
+_OWN_FIELDS = frozenset(
+    [d.suggestion_field for d in registry.DETECTORS.values() if d.suggestion_field]
+    + [d.input_field for d in registry.DETECTORS.values() if d.evidence == "label"]
+    + ["suggested_label", "label_review"]
+)
 
 
 def _schema(view, label_field):

@@ -25,11 +25,14 @@ import os
 import shutil
 
 from ...store import corrections as lnc
+from ...store import registry
 from ...store import safe_paths as sp
 from ..base import ActionOperator
 from ..forms import Param
 from ...store.data import InputError, check_label_field, write_sample_fields
 
+#: the Dupes detector (its run's method, key and fields)
+DUPES = registry.get("dupes")
 SOURCE = "dupes"
 MANIFEST = "dupes_manifest.json"
 BEFORE = "before.txt"
@@ -45,14 +48,14 @@ def dupes_run_params(dataset, run_key):
             "pass run_key=<the key you used>)" % (run_key, dataset.name)
         )
     config = dataset.get_run_info(run_key).config
-    if getattr(config, "method", None) != "dupes":
+    if registry.by_method(getattr(config, "method", None)) is not DUPES:
         raise InputError(
             "Run '%s' is a '%s' run, not a Dupes run" % (run_key, config.method)
         )
     params = dict(config.params)
     for key, default in (
-        ("output_field", "dupe_count"),
-        ("suggestion_field", "dupe_label"),
+        ("output_field", DUPES.output_field),
+        ("suggestion_field", DUPES.suggestion_field),
         ("flag_field", "is_dupe"),
         ("ignore_field", "dupes_ignore"),
         ("label_field", "ground_truth"),
@@ -95,7 +98,7 @@ def record_review(dataset, run, relabel_ids, relabel_labels, keep_ids, label_fie
     }
 
 
-RUN_KEY_PARAM = Param("run_key", "dupes", "Dupes run", "Run key of the compute_dupes run")
+RUN_KEY_PARAM = Param("run_key", DUPES.key, "Dupes run", "Run key of the compute_dupes run")
 
 
 class ExportDupes(ActionOperator):

@@ -53,7 +53,8 @@ class ComputeIssueTypes(DetectorOperator):
             kind="score",
         ),
         Param(
-            "probabilities_field", "label_quality", "Label-quality field",
+            "probabilities_field", registry.get("label_quality").output_field,
+            "Label-quality field",
             "Output field of the compute_label_quality run whose out-of-sample "
             "probabilities are used",
             kind="score",

@@ -270,7 +270,7 @@ class LoadPrototypesView(foo.Operator):
             ctx.ops.set_view(view=view)
         return {"run_key": run_key, "num_prototypes": len(view), "ids": ids}
 
-    def __call__(self, sample_collection, run_key="self_learning", class_name=""):
+    def __call__(self, sample_collection, run_key=METHOD, class_name=""):
         """Returns ``{"ids": [...]}``; build the view with ``dataset.select(ids)``."""
         return call_operator(
             self, sample_collection, {"run_key": run_key, "class_name": class_name}
