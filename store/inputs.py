@@ -42,12 +42,13 @@ class InputSpec:
     disagreement_share: bool = False
 
 
-def spec_of(detector):
-    """The :class:`InputSpec` of a registry record."""
+def spec_of(detector, suggestion=None):
+    """The :class:`InputSpec` of a registry record (``suggestion``: the
+    suggestion field a run named, if any)."""
     return InputSpec(
         detector.evidence,
         detector.higher_is_noisier,
-        detector.suggestion_field,
+        suggestion if suggestion is not None else detector.suggestion_field,
         detector.disagreement_share,
     )
 
@@ -57,8 +58,8 @@ def known_inputs():
     return {d.input_field: spec_of(d) for d in registry.DETECTORS.values()}
 
 
-#: the tags of a verdict: label verified right, verified wrong
 VERIFIED_TAGS = ("verified:correct", "verified:wrong")
+
 
 
 def discover_inputs(dataset, exclude=(), schema=None):
@@ -264,13 +265,12 @@ def read_verdicts(view, ids, verified_field, label_field, with_original=True):
         paths["original"] = original if patches else original + ".label"
     read = read_outputs(view, label_field, list(paths.values()), ids=ids)
     column = {key: read[path] for key, path in paths.items()}
-    correct_tag, wrong_tag = VERIFIED_TAGS
     given = np.full(len(ids), -1, dtype=np.int64)
     for row, tags in enumerate(column["tags"]):
         tags = tags or ()
-        if wrong_tag in tags:
+        if "verified:wrong" in tags:
             given[row] = 1
-        elif correct_tag in tags:
+        elif "verified:correct" in tags:
             given[row] = 0
         if use_field:
             value = column["verified"][row]

@@ -29,12 +29,11 @@ from ...store import registry
 from ...store import runs as lnr
 from . import charts
 from . import review
-from .layout import render_panel
 from ...store import review as lnv
 from ...store import audit as lna
 from ..curation.corrections import SOURCE, corrections_view
 from ..curation.tagging import score_fields, suggestion_fields
-from ...store.data import InputError, classification_fields, tag_items
+from ...store.data import InputError, classification_fields
 
 MODES = ("overview", "review", "audit")
 PLUGIN = lnr.PLUGIN_NAME
@@ -183,6 +182,8 @@ class LabelNoisePanel(foo.Panel):
         tag = state.tag or "noisy"
         view = self._flagged(ctx)
         ids = view.values("id")
+        from ...store.data import tag_items
+
         tag_items(base, lf, ids, tag, replace=True)
         ctx.ops.notify("Tagged %d items '%s'" % (len(ids), tag), variant="success")
         ctx.ops.reload_dataset()
@@ -389,14 +390,11 @@ class LabelNoisePanel(foo.Panel):
         if ctx.panel.state.threshold is None:
             self._load_field(ctx, keep_threshold=False)
 
-    def _flagged(self, ctx, higher=None):
-        """The items beyond the threshold (``higher``: the score's direction,
-        when the caller has it already; else read from its run record)."""
+    def _flagged(self, ctx):
         state = ctx.panel.state
         base, lf = self._base(ctx)
-        if higher is None:
-            higher = charts.higher_is_noisier(base, lf, state.score_field)
-        return charts.beyond(base, lf, state.score_field, state.threshold, higher)
+        return charts.beyond(base, lf, state.score_field, state.threshold,
+                             charts.higher_is_noisier(base, lf, state.score_field))
 
     def _load_field(self, ctx, keep_threshold):
         state = ctx.panel.state
@@ -410,10 +408,9 @@ class LabelNoisePanel(foo.Panel):
         if not keep_threshold or threshold is None or not lo <= threshold <= hi:
             key, config = charts.consensus_run(base, state.score_field)
             flag = (getattr(config, "params", None) or {}).get("flag_field", "noise_flagged") if key else None
-            higher = charts.higher_is_noisier(base, lf, state.score_field)
-            threshold = charts.default_threshold(base, lf, state.score_field, flag, (lo, hi), higher)
+            threshold = charts.default_threshold(base, lf, state.score_field, flag, (lo, hi))
             # 4 decimals (shown exactly), rounded so the cut item stays flagged
-            step = math.floor if higher else math.ceil
+            step = math.floor if charts.higher_is_noisier(base, lf, state.score_field) else math.ceil
             threshold = step(threshold * 1e4) / 1e4
         ctx.panel.set_state("threshold", threshold)
         self._load_flagged_charts(ctx)
@@ -446,6 +443,8 @@ class LabelNoisePanel(foo.Panel):
     # ------------------------------------------------------------ layout
 
     def render(self, ctx):
+        from .layout import render_panel
+
         return render_panel(self, ctx)
 
 
