@@ -17,6 +17,7 @@ from ..store.inputs import discover_inputs, orientation, parse_inputs, read_cons
 from ..store.data import ClassificationColumn, InputError, output_schema
 from ..store.objects import is_patches
 from ..store.predictions import as_field_list
+from ..store.probabilities import audited_mask, prediction_evidence, probability_evidence
 from ..store.registry import MIN_VERIFIED_EACH
 
 
@@ -310,7 +311,6 @@ def combine_evidence(dataset, data, classes, specs, scores, suggestions, verdict
     from ..methods.consensus import noise_consensus
     from ..methods.noise_estimate import estimate_label_noise
     from ..methods.predictions import other_class_suggestion
-    from ..store.probabilities import audited_mask, prediction_evidence, probability_evidence
 
     evidence, sources = probability_evidence(
         dataset, data.ids, data.y, data.classes, specs, suggestions,

@@ -45,6 +45,7 @@ from .detectors import issue_types
 from ..store import data as lnd
 from ..store import registry
 from ..store import runs as lnr
+from ..store.inputs import discover_inputs
 from ..store.objects import is_patches
 from ..store.review import excluded_ids
 from .embeddings import DEFAULT_MODEL, model_input
@@ -552,10 +553,6 @@ def consensus_flagged_view(view, label_field, score_field, flag_field):
 def _recognised(dataset, fields, consensus_params, schema=None):
     """The consensus inputs among ``fields`` (what the consensus discovers;
     ``schema``: the objects' outputs on a patches view)."""
-    try:
-        from ..store.inputs import discover_inputs
-    except ImportError:  # the consensus module no longer offers discovery
-        return [f for f in fields if dataset.has_field(f)]
     own = {consensus_params.get(k) for k in ("output_field", "suggestion_field", "flag_field")}
     found = discover_inputs(dataset, exclude=own, schema=schema)
     return [f for f in fields if f in found]

@@ -42,13 +42,12 @@ class InputSpec:
     disagreement_share: bool = False
 
 
-def spec_of(detector, suggestion=None):
-    """The :class:`InputSpec` of a registry record (``suggestion``: the
-    suggestion field a run named, if any)."""
+def spec_of(detector):
+    """The :class:`InputSpec` of a registry record."""
     return InputSpec(
         detector.evidence,
         detector.higher_is_noisier,
-        suggestion if suggestion is not None else detector.suggestion_field,
+        detector.suggestion_field,
         detector.disagreement_share,
     )
 
@@ -58,8 +57,8 @@ def known_inputs():
     return {d.input_field: spec_of(d) for d in registry.DETECTORS.values()}
 
 
+#: the tags of a verdict: label verified right, verified wrong
 VERIFIED_TAGS = ("verified:correct", "verified:wrong")
-
 
 
 def discover_inputs(dataset, exclude=(), schema=None):
@@ -265,12 +264,13 @@ def read_verdicts(view, ids, verified_field, label_field, with_original=True):
         paths["original"] = original if patches else original + ".label"
     read = read_outputs(view, label_field, list(paths.values()), ids=ids)
     column = {key: read[path] for key, path in paths.items()}
+    correct_tag, wrong_tag = VERIFIED_TAGS
     given = np.full(len(ids), -1, dtype=np.int64)
     for row, tags in enumerate(column["tags"]):
         tags = tags or ()
-        if "verified:wrong" in tags:
+        if wrong_tag in tags:
             given[row] = 1
-        elif "verified:correct" in tags:
+        elif correct_tag in tags:
             given[row] = 0
         if use_field:
             value = column["verified"][row]

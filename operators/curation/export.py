@@ -22,6 +22,7 @@ from ...store import safe_paths as sp
 from ..base import ActionOperator
 from ..forms import Param
 from ...store.data import InputError, check_label_field, output_path
+from ...store.review import REVIEW_FIELD
 from .object_export import OBJECT_FORMATS, export_objects
 from .tagging import check_score_field
 
@@ -199,8 +200,6 @@ REVIEWED_PARTS = {"ambiguous": "ambiguous", "excluded": "exclude"}
 
 def _verdict(view, label_field):
     """The review verdict of each item (sample record, or object attribute)."""
-    from ...store.review import REVIEW_FIELD
-
     if lno.is_patches(view):
         return F(output_path(view, label_field, "review_verdict"))
     return F(REVIEW_FIELD + ".verdict")

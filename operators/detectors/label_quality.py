@@ -20,18 +20,16 @@ from ...store import runs as lnr
 from ..base import Computed, DetectorOperator
 from ..forms import Param, TAG_PARAM, device_param, resolve_device
 from ...store.data import ClassificationColumn, load_inputs
+from ...store.inputs import read_verdicts
+from ...store.review import excluded_ids
 
 
 def human_verdicts(view, ids, verified_field, label_field):
     """Verdicts on the labels as they are now (0 right, 1 wrong, -1 none),
     or None when there are none: a label corrected by a reviewer counts as
     verified right (it is the reviewer's choice)."""
-    from ...store.inputs import read_verdicts
-
     if not verified_field:
         return None
-    from ...store.review import excluded_ids
-
     ids = list(ids)
     verdicts = read_verdicts(view, ids, verified_field, label_field, with_original=False).current
     excluded = excluded_ids(view, label_field)  # no class fits: never trained on

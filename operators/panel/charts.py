@@ -94,11 +94,13 @@ def noise_estimate(collection, score_field):
     return lnr.load_results(collection._root_dataset, key).get("noise_estimate") or None
 
 
-def default_threshold(collection, label_field, score_field, flag_field, bounds):
+def default_threshold(collection, label_field, score_field, flag_field, bounds, higher=None):
     """The consensus' own cut when its flag field exists (the lowest score it
-    flagged), else 0.5 for a probability, else the top tenth of the range."""
+    flagged), else 0.5 for a probability, else the top tenth of the range
+    (``higher``: the score's direction, read from its run record if None)."""
     lo, hi = bounds
-    higher = higher_is_noisier(collection, label_field, score_field)
+    if higher is None:
+        higher = higher_is_noisier(collection, label_field, score_field)
     if flag_field and flag_field in output_schema(collection, label_field):
         flagged = collection.match(F(output_path(collection, label_field, flag_field)) == True)  # noqa: E712
         cut = flagged.bounds(output_path(collection, label_field, score_field))

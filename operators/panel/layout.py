@@ -56,7 +56,7 @@ def _overview(p, ctx, panel, base, lf):
     lo, hi = state.bounds or [0.0, 1.0]
     higher = charts.higher_is_noisier(base, lf, state.score_field)
     ready = p._ready(ctx)
-    flagged = p._flagged(ctx).count() if ready else None
+    flagged = p._flagged(ctx, higher).count() if ready else None
     panel.float(
         "threshold", min=lo, max=hi, default=state.threshold,
         label="Threshold (%s)" % ("flag at or above" if higher else "flag at or below"),

@@ -33,7 +33,7 @@ from ...store import review as lnv
 from ...store import audit as lna
 from ..curation.corrections import SOURCE, corrections_view
 from ..curation.tagging import score_fields, suggestion_fields
-from ...store.data import InputError, classification_fields
+from ...store.data import InputError, classification_fields, tag_items
 
 MODES = ("overview", "review", "audit")
 PLUGIN = lnr.PLUGIN_NAME
@@ -182,8 +182,6 @@ class LabelNoisePanel(foo.Panel):
         tag = state.tag or "noisy"
         view = self._flagged(ctx)
         ids = view.values("id")
-        from ...store.data import tag_items
-
         tag_items(base, lf, ids, tag, replace=True)
         ctx.ops.notify("Tagged %d items '%s'" % (len(ids), tag), variant="success")
         ctx.ops.reload_dataset()
@@ -390,11 +388,14 @@ class LabelNoisePanel(foo.Panel):
         if ctx.panel.state.threshold is None:
             self._load_field(ctx, keep_threshold=False)
 
-    def _flagged(self, ctx):
+    def _flagged(self, ctx, higher=None):
+        """The items beyond the threshold (``higher``: the score's direction,
+        when the caller has it already; else read from its run record)."""
         state = ctx.panel.state
         base, lf = self._base(ctx)
-        return charts.beyond(base, lf, state.score_field, state.threshold,
-                             charts.higher_is_noisier(base, lf, state.score_field))
+        if higher is None:
+            higher = charts.higher_is_noisier(base, lf, state.score_field)
+        return charts.beyond(base, lf, state.score_field, state.threshold, higher)
 
     def _load_field(self, ctx, keep_threshold):
         state = ctx.panel.state
@@ -408,9 +409,10 @@ class LabelNoisePanel(foo.Panel):
         if not keep_threshold or threshold is None or not lo <= threshold <= hi:
             key, config = charts.consensus_run(base, state.score_field)
             flag = (getattr(config, "params", None) or {}).get("flag_field", "noise_flagged") if key else None
-            threshold = charts.default_threshold(base, lf, state.score_field, flag, (lo, hi))
+            higher = charts.higher_is_noisier(base, lf, state.score_field)
+            threshold = charts.default_threshold(base, lf, state.score_field, flag, (lo, hi), higher)
             # 4 decimals (shown exactly), rounded so the cut item stays flagged
-            step = math.floor if charts.higher_is_noisier(base, lf, state.score_field) else math.ceil
+            step = math.floor if higher else math.ceil
             threshold = step(threshold * 1e4) / 1e4
         ctx.panel.set_state("threshold", threshold)
         self._load_flagged_charts(ctx)

@@ -17,6 +17,7 @@ from ...store import registry
 from ...store import review as lnv
 from ...store.audit import update_audit, update_audits
 from ...store.data import InputError, output_path, output_schema, read_outputs
+from ...store.predictions import model_classes_of
 from .charts import beyond, consensus_run, higher_is_noisier, suggestion_path
 
 SOURCES = ("flagged", "selected", "view")
@@ -160,8 +161,6 @@ def model_line(items, item_id, score_field="noise_score", classes=None):
     """The model predictions (``pred_field``) the consensus used: each
     field's class and probability for this item, e.g. ``model resnet18:
     cat 0.93``; in-sample predictions are marked."""
-    from ...store.predictions import model_classes_of
-
     _, config = consensus_run(items.view, score_field or "noise_score")
     report = dict(getattr(config, "predictions", None) or {}) if config is not None else {}
     schema = output_schema(items.view, items.label_field)
