@@ -8,7 +8,12 @@ the data path):
    seed 0, their original labels) plus ``--outliers`` (200) Fashion-MNIST
    images (grayscale 28x28 -> RGB 32x32) with random CIFAR labels. Metric:
    AUROC of ``outlier_score`` (planted vs real), share of planted images
-   and of real images whose ``outlier_score`` passes ``Z_OUTLIER``.
+   and of real images whose ``outlier_score`` passes ``Z_OUTLIER``; with
+   the default ``metric="both"`` and, beside it, each geometry alone.
+   Also images of *no class* on a real pretrained embedding: each CIFAR-10
+   class in turn left out of the label set, 200 of its images planted
+   under random labels of the other nine among 10,000 of theirs, on the
+   shared MobileNetV2 features (:func:`measure_heldout_classes`).
 2. **Planted conflicting duplicates.** ``--duplicates`` (200) copies of
    random real images, each flipped left-right, or cropped (a 28x28 window
    resized back to 32x32), or JPEG re-compressed at quality 40, labelled
@@ -43,7 +48,14 @@ the data path):
      original labels) is written to the results. Weights, training log and
      features are cached under ``/tmp/label_noise_bench_issue_types`` keyed
      by the number of real images, the seed and the epochs, so a re-run
-     does not retrain.
+     does not retrain;
+   - **the same CNN trained self-supervised** (SimCLR, what SCAN's step 1
+     builds for a user without a model): trunk + projection head trained on
+     the evaluated images themselves, no labels, NT-Xent loss
+     (``methods.simclr.nt_xent_loss``) with SimCLR's CIFAR augmentations,
+     ``SIMCLR_EPOCHS`` (20) epochs of batch ``SIMCLR_BATCH`` (256), about
+     80 s an epoch on 2 cores; cached like the supervised CNN
+     (:func:`simclr_cnn_embeddings`).
 
    The method code and its defaults (``Z_OUTLIER``, the duplicate radius)
    are the same for every row: only the embedding differs.
@@ -58,8 +70,9 @@ the data path):
     nice -n 10 .venv/bin/python benchmarks/bench_issue_types.py           # results/issue_types.json
     nice -n 10 .venv/bin/python benchmarks/bench_issue_types.py --quick   # 2,000 real, 10,000 for 3
 
-Contact sheets: ``results/issue_types_groups.png`` (plain),
-``..._mirror.png`` (mirror-averaged), ``..._trained.png`` (trained CNN).
+Contact sheets (50 groups each where there are 50): ``results/issue_types_groups.png``
+(plain), ``..._mirror.png`` (mirror-averaged), ``..._trained.png`` (trained
+CNN), ``..._simclr.png`` (self-supervised CNN).
 """
 
 import argparse
@@ -68,29 +81,24 @@ import io
 import json
 import os
 import tarfile
-import time
 
 import numpy as np
 
 import common
+from issue_types_embedders import (
+    CACHE, CNN_EPOCHS, SIMCLR_BATCH, SIMCLR_EPOCHS, cnn_tag, random_resnet_embeddings,
+    simclr_cnn_embeddings, trained_cnn_embeddings,
+)
 
-CACHE = os.path.join("/tmp", "label_noise_bench_issue_types")
 #: the backbones of the planted sets: name -> kind (``planted_set``'s ``backbone``)
 BACKBONES = {
     "resnet18 random weights": "random",
     "resnet18 random weights, mean with mirror image": "random_mirror",
     "small CNN trained here on the other CIFAR-10 train images": "trained",
+    "same CNN trained self-supervised (SimCLR) on the evaluated images": "simclr",
 }
 #: file-name suffix of each kind's cache and contact sheet
-SUFFIX = {"random": "", "random_mirror": "_mirror", "trained": "_trained"}
-#: the trained CNN: channels of its three stages, epochs (fits ~15 min on 2 cores)
-CNN_CHANNELS = (64, 128, 256)
-CNN_EPOCHS = 8
-CNN_BATCH = 128
-CNN_LR = 0.1
-#: CIFAR-10 per-channel mean and standard deviation (of the train images, 0-1 scale)
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
+SUFFIX = {"random": "", "random_mirror": "_mirror", "trained": "_trained", "simclr": "_simclr"}
 SECTION_TITLE = "## Issue types: outliers, conflicting duplicates, ambiguity (`bench_issue_types.py`)"
 
 
@@ -105,6 +113,8 @@ def section(data):
             "outlier AUROC": o["auroc"],
             "planted outliers marked": "%.1f%%" % (100 * o["planted_marked"]),
             "real images marked outlier": "%.2f%%" % (100 * o["real_marked"]),
+            "cosine only: AUROC / marked / real": _other_metric(o, "cosine"),
+            "euclidean only: AUROC / marked / real": _other_metric(o, "euclidean"),
             "planted copies found": "%.1f%%" % (100 * d["found"]),
             "flip / crop / jpeg": " / ".join("%.0f%%" % (100 * d["found_by_kind"][k]) for k in ("flip", "crop", "jpeg")),
             "groups among real": d["groups_among_real"],
@@ -115,19 +125,22 @@ def section(data):
         "%s CIFAR-10 train images (random, original labels) + %d Fashion-MNIST images (RGB, random "
         "CIFAR labels) + %d copies of real images (flipped, cropped 28/32 and resized, or JPEG q40; "
         "a third each) under another label. Targets (issue #30): outlier AUROC >= 0.95; >= 80%% of "
-        "planted outliers and <= 1%% of real images marked `outlier` (`outlier_score` > 3); >= 95%% "
+        "planted outliers and <= 1%% of real images marked `outlier` (`outlier_score` > 3, default "
+        "`outlier_metric=\"both\"`; each geometry alone beside it); >= 95%% "
         "of planted copies in a conflicting group with their source; no false group among the real "
         "images (contact sheet: `benchmarks/results/issue_types_groups*.png`). Embeddings: "
         "torchvision resnet18 with random weights (seed 0; no pretrained network can be downloaded "
         "here and the shared MobileNetV2 features exist only for the CIFAR images), 64x64 input, "
         "512-d; the second row averages each image's features with its mirror image's.%s The "
         "method code and its defaults are the same for every row; only the embedding differs. Run %s."
-        % ("{:,}".format(cfg["real"]), cfg["outliers"], cfg["duplicates"], _trained_text(data),
+        % ("{:,}".format(cfg["real"]), cfg["outliers"], cfg["duplicates"], _trained_text(data) + _simclr_text(data),
            data["machine"]["date"]),
         "", common.markdown_table(rows), "",
     ]
     if data.get("by_eye"):  # a reviewer's note on this run's contact sheets
         lines += [data["by_eye"], ""]
+    if data.get("heldout_classes"):
+        lines += _heldout_lines(data["heldout_classes"])
     amb = data.get("ambiguity")
     if amb:
         rows = [{
@@ -148,6 +161,59 @@ def section(data):
             "", common.markdown_table(rows), "",
         ]
     return "\n".join(lines)
+
+
+def _other_metric(outliers, metric):
+    """``AUROC / planted marked / real marked`` of a non-default geometry."""
+    other = (outliers.get("other_metrics") or {}).get(metric)
+    if not other:
+        return "-"
+    return "%.3f / %.1f%% / %.2f%%" % (other["auroc"], 100 * other["planted_marked"],
+                                       100 * other["real_marked"])
+
+
+def _heldout_lines(held):
+    """The section's lines on the held-out-class measurement."""
+    rows = [dict({"held-out class": name}, **{
+        "%s AUROC" % m: v[m]["auroc"] for m in held["metrics"]
+    }, **{
+        "%s marked / real" % m: "%.1f%% / %.2f%%" % (100 * v[m]["planted_marked"], 100 * v[m]["real_marked"])
+        for m in held["metrics"]
+    }) for name, v in held["classes"].items()]
+    rows.append(dict({"held-out class": "**mean**"}, **{
+        "%s AUROC" % m: held["mean"][m]["auroc"] for m in held["metrics"]
+    }, **{
+        "%s marked / real" % m: "%.1f%% / %.2f%%" % (100 * held["mean"][m]["planted_marked"],
+                                                 100 * held["mean"][m]["real_marked"])
+        for m in held["metrics"]
+    }))
+    return [
+        "Images of no class, on a real pretrained embedding (the shared ImageNet MobileNetV2 "
+        "features, which exist only for CIFAR-10): one CIFAR-10 class at a time is left out of "
+        "the label set; %s images of the other nine (random, clean labels, relabelled 0-8) plus "
+        "%d images of the held-out class under random labels of the nine. A near "
+        "out-of-distribution case (a truck among automobiles), harder than Fashion-MNIST; the "
+        "same `outlier_score` defaults, both geometries." % ("{:,}".format(held["inliers"]), held["outliers"]),
+        "", common.markdown_table(rows), "",
+    ]
+
+
+def _simclr_text(data):
+    """The section's sentence on the self-supervised row ("" without one)."""
+    for name, found in data["planted"].items():
+        rec = found.get("simclr")
+        if rec:
+            return (
+                " The row \"%s\" is an embedding a user without a model can build (SCAN's step 1, "
+                "`methods.simclr`): the same CNN trunk + a projection head (256-256-128) trained on the "
+                "%s evaluated images themselves, no labels, with SimCLR's NT-Xent loss (temperature "
+                "0.5) and its CIFAR augmentations (random resized crop 0.2-1, flip, colour jitter, "
+                "grayscale); %d epochs, batch %d (2 views each), Adam 1e-3, seed %d%s; %.1f min on %d "
+                "CPU threads, final loss %.2f."
+                % (name, "{:,}".format(rec["images"]), rec["epochs"], rec["batch_size"], rec["seed"],
+                   ", bfloat16 autocast" if rec.get("bf16") else "", rec["train_seconds"] / 60,
+                   rec["threads"], rec["history"][-1]["loss"]))
+    return ""
 
 
 def _trained_text(data):
@@ -217,204 +283,13 @@ def _transformed(image, kind, rng):
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
 
 
-def random_resnet_embeddings(images, batch_size=256, mirror=False):
-    """Pooled 512-d features of a random-weight resnet18 (seed 0), 64x64
-    input; ``mirror``: the mean of the features of the image and of its
-    left-right mirror image (a flip-invariant embedding)."""
-    import torch
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None)
-    model.fc = torch.nn.Identity()
-    model.eval()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = np.stack([np.asarray(im.resize((64, 64)), dtype=np.float32) / 255 for im in images[start:start + batch_size]])
-            t = (torch.from_numpy(batch).permute(0, 3, 1, 2) - mean) / std
-            f = model(t)
-            if mirror:
-                f = (f + model(torch.flip(t, dims=[3]))) / 2
-            out.append(f.numpy())
-    return np.concatenate(out)
-
-
-def _cifar_all():
-    """All 50,000 CIFAR-10 train images, uint8 (50000, 32, 32, 3) in the
-    original train order, and their clean labels (class indices)."""
-    from PIL import Image
-
-    rows = list(csv.DictReader(open(os.path.join(common.SHARED, "cifar10", "labels.csv"))))
-    where = {r["filepath"]: i for i, r in enumerate(rows)}
-    images = np.zeros((len(rows), 32, 32, 3), dtype=np.uint8)
-    seen = np.zeros(len(rows), dtype=bool)
-    with tarfile.open(os.path.join(common.SHARED, "cifar10", "cifar10_train_jpg.tar.gz")) as tar:
-        for member in tar:
-            name = member.name[2:] if member.name.startswith("./") else member.name
-            if name in where:
-                i = where[name]
-                images[i] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
-                seen[i] = True
-    if not seen.all():
-        raise RuntimeError("%d CIFAR-10 images missing from the archive" % (~seen).sum())
-    classes = sorted({r["clean"] for r in rows})
-    return images, np.array([classes.index(r["clean"]) for r in rows])
-
-
-def small_cnn(channels=CNN_CHANNELS, num_classes=10):
-    """3 stages of (conv 3x3 - BN - ReLU) x 2 + 2x2 max-pool, global average
-    pool, linear; ``model[0]`` gives the pooled ``channels[-1]``-d feature."""
-    from torch import nn
-
-    layers, cin = [], 3
-    for c in channels:
-        for c_in in (cin, c):
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-        layers.append(nn.MaxPool2d(2))
-        cin = c
-    return nn.Sequential(nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(cin, num_classes))
-
-
-def _cnn_tag(epochs):
-    """The trained CNN's part of a cache file name: epochs and channels."""
-    return "e%d_c%s" % (epochs, "-".join(str(c) for c in CNN_CHANNELS))
-
-
-def _normalise(batch_uint8_nchw):
-    import torch
-
-    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
-    return (batch_uint8_nchw.float() / 255 - mean) / std
-
-
-def bf16_supported():
-    """Whether this CPU runs bfloat16 convolutions natively (oneDNN)."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def train_small_cnn(images, labels, epochs=CNN_EPOCHS, seed=0, batch_size=CNN_BATCH, lr=CNN_LR,
-                    channels=CNN_CHANNELS, bf16=None, log=print):
-    """Trains :func:`small_cnn` on uint8 (n, 32, 32, 3) images: random crop
-    32 of the image zero-padded by 4 pixels + horizontal flip, SGD (momentum
-    0.9, Nesterov, weight decay 5e-4), one-cycle learning rate up to ``lr``;
-    ``bf16`` (None: where :func:`bf16_supported`): bfloat16 autocast of the
-    forward pass (fp32 weights; about 2x faster on such a CPU). Returns the
-    model (eval mode, fp32) and a list of per-epoch records."""
-    import contextlib
-
-    import torch
-    import torch.nn.functional as F
-
-    if bf16 is None:
-        bf16 = bf16_supported()
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = small_cnn(channels).to(memory_format=torch.channels_last)
-    padded = F.pad(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))), (4, 4, 4, 4))
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-    n = len(y)
-    steps = (n + batch_size - 1) // batch_size
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.25)
-    history = []
-    for epoch in range(epochs):
-        model.train()
-        t0 = time.perf_counter()
-        order = rng.permutation(n)
-        total, correct, loss_sum = 0, 0, 0.0
-        for b in range(steps):
-            rows = order[b * batch_size:(b + 1) * batch_size]
-            dx, dy = rng.integers(0, 9, size=(2, len(rows)))
-            flip = rng.random(len(rows)) < 0.5
-            crops = []
-            for r, i, j, f in zip(rows, dx, dy, flip):
-                crop = padded[r, :, j:j + 32, i:i + 32]
-                crops.append(torch.flip(crop, dims=[2]) if f else crop)
-            xb = _normalise(torch.stack(crops)).contiguous(memory_format=torch.channels_last)
-            yb = y[rows]
-            with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-                out = model(xb)
-                loss = F.cross_entropy(out, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += len(rows)
-            correct += int((out.argmax(1) == yb).sum())
-            loss_sum += float(loss.detach()) * len(rows)
-        history.append(dict(epoch=epoch + 1, loss=round(loss_sum / total, 4), train_accuracy=round(correct / total, 4),
-                            seconds=round(time.perf_counter() - t0, 1), bf16=bool(bf16)))
-        log("cnn epoch", history[-1])
-    model.eval()
-    return model, history
-
-
-def _cnn_outputs(model, images, batch_size=500):
-    """Pooled features and logits of uint8 (n, 32, 32, 3) images (fp32)."""
-    import torch
-
-    feats, logits = [], []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            xb = _normalise(torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size].transpose(0, 3, 1, 2))))
-            f = model[0](xb)
-            feats.append(f.numpy())
-            logits.append(model[1](f).numpy())
-    return np.concatenate(feats), np.concatenate(logits)
-
-
-def trained_cnn_embeddings(images, real_index, real_labels, seed=0, epochs=CNN_EPOCHS):
-    """Features of uint8 (n, 32, 32, 3) ``images`` (the planted set, its
-    ``len(real_index)`` real images first) from :func:`small_cnn` trained on
-    the CIFAR-10 train images not in ``real_index`` (their clean labels).
-    The weights and the training record are cached under ``CACHE``, keyed by
-    the number of real images, ``seed``, ``epochs`` and ``CNN_CHANNELS``. Returns the features
-    and the record (with the accuracy on the real images, ``real_labels``)."""
-    import torch
-
-    torch.set_num_threads(2)
-    key = os.path.join(CACHE, "cnn_%d_%d_%s" % (len(real_index), seed, _cnn_tag(epochs)))
-    model = small_cnn()
-    if os.path.exists(key + ".pt") and os.path.exists(key + ".json"):
-        model.load_state_dict(torch.load(key + ".pt"))
-        model.eval()
-        record = json.load(open(key + ".json"))
-    else:
-        all_images, all_labels = _cifar_all()
-        train = np.ones(len(all_labels), dtype=bool)
-        train[real_index] = False
-        t0 = time.perf_counter()
-        model, history = train_small_cnn(all_images[train], all_labels[train], epochs=epochs, seed=seed)
-        record = dict(channels=list(CNN_CHANNELS), epochs=epochs, batch_size=CNN_BATCH, lr=CNN_LR, seed=seed,
-                      threads=torch.get_num_threads(), train_images=int(train.sum()),
-                      bf16=bool(history[0]["bf16"]),
-                      train_seconds=round(time.perf_counter() - t0, 1), history=history)
-        torch.save(model.state_dict(), key + ".pt")
-        with open(key + ".json", "w") as f:
-            json.dump(record, f, indent=2)
-    feats, logits = _cnn_outputs(model, images)
-    num_real = len(real_index)
-    record = dict(record, heldout_images=num_real,
-                  heldout_accuracy=float((logits[:num_real].argmax(1) == np.asarray(real_labels)).mean()))
-    return feats, record
-
-
 def planted_set(num_real, num_outliers, num_duplicates, seed=0, backbone="random", epochs=CNN_EPOCHS):
     """Images, labels and what was planted, embedded by ``backbone`` (a
     value of ``BACKBONES``; ``epochs``: the trained CNN's), cached under /tmp."""
     os.makedirs(CACHE, exist_ok=True)
+    tag = {"trained": "_" + cnn_tag(epochs), "simclr": "_e%d_b%d" % (SIMCLR_EPOCHS, SIMCLR_BATCH)}
     path = os.path.join(CACHE, "planted_%d_%d_%d_%d%s%s.npz" % (
-        num_real, num_outliers, num_duplicates, seed, SUFFIX[backbone],
-        "_" + _cnn_tag(epochs) if backbone == "trained" else ""))
+        num_real, num_outliers, num_duplicates, seed, SUFFIX[backbone], tag.get(backbone, "")))
     rng = np.random.default_rng(seed)
     real_index = np.sort(rng.choice(50000, num_real, replace=False))
     if os.path.exists(path):
@@ -432,6 +307,9 @@ def planted_set(num_real, num_outliers, num_duplicates, seed=0, backbone="random
     if backbone == "trained":
         x, record = trained_cnn_embeddings(thumbs, real_index, labels, seed=seed, epochs=epochs)
         extra["cnn"] = json.dumps(record)
+    elif backbone == "simclr":
+        x, record = simclr_cnn_embeddings(thumbs, seed=seed)
+        extra["simclr"] = json.dumps(record)
     else:
         x = random_resnet_embeddings(all_images, mirror=backbone == "random_mirror")
     data = dict(extra,
@@ -450,22 +328,24 @@ def measure_planted(data, sheet_name="issue_types_groups.png"):
     from sklearn.metrics import roc_auc_score
 
     from methods.near_duplicates import near_duplicate_groups
-    from methods.outlier_score import Z_OUTLIER, outlier_score
+    from methods.outlier_score import METRICS, Z_OUTLIER, outlier_score
 
     x, labels, kind = data["x"], data["labels"], data["kind"]
-    with common.Timer() as t_out:
-        found = outlier_score(x, labels, num_classes=10)
-    score = found["score"]
     is_out = kind == "outlier"
     real = kind == "real"
-    marked = score > Z_OUTLIER
-    outliers = dict(
-        auroc=float(roc_auc_score(is_out[kind != "duplicate"], score[kind != "duplicate"])),
-        planted_marked=float(marked[is_out].mean()),
-        real_marked=float(marked[real].mean()),
-        z_outlier=Z_OUTLIER,
-        seconds=round(t_out.seconds, 2),
-    )
+    measured = {}
+    for metric in METRICS:  # the default first
+        with common.Timer() as t_out:
+            score = outlier_score(x, labels, num_classes=10, metric=metric)["score"]
+        marked = score > Z_OUTLIER
+        measured[metric] = dict(
+            auroc=float(roc_auc_score(is_out[kind != "duplicate"], score[kind != "duplicate"])),
+            planted_marked=float(marked[is_out].mean()),
+            real_marked=float(marked[real].mean()),
+            seconds=round(t_out.seconds, 2),
+        )
+    outliers = dict(measured[METRICS[0]], metric=METRICS[0], z_outlier=Z_OUTLIER,
+                    other_metrics={m: measured[m] for m in METRICS[1:]})
     with common.Timer() as t_dup:
         groups = near_duplicate_groups(x, labels)
     group, conflict = groups["group"], groups["conflict"]
@@ -490,15 +370,19 @@ def measure_planted(data, sheet_name="issue_types_groups.png"):
 
 
 def _contact_sheet(data, group, real_groups, planted_groups, max_groups=50, name="issue_types_groups.png"):
-    """Real-image groups (all, up to ``max_groups``) then 10 planted ones,
-    one row per group: thumbnails with their labels' colours."""
+    """``max_groups`` groups to check by eye, one row each (thumbnails, the
+    label under each): every group among the real images (a random sample of
+    them when there are more), then groups holding a planted image (a random
+    sample) up to ``max_groups`` in all, at least 10."""
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(0)
     show = list(real_groups)
     if len(show) > max_groups:
         show = sorted(rng.choice(show, max_groups, replace=False).tolist())
-    planted = sorted(planted_groups)[:10]
+    planted = sorted(planted_groups)
+    take = min(len(planted), max(10, max_groups - len(show)))
+    planted = sorted(rng.choice(planted, take, replace=False).tolist()) if take else []
     rows = [(g, "real") for g in show] + [(g, "planted") for g in planted]
     if not rows:
         return None
@@ -515,6 +399,38 @@ def _contact_sheet(data, group, real_groups, planted_groups, max_groups=50, name
     path = os.path.join(common.RESULTS, name)
     sheet.save(path)
     return os.path.relpath(path, common.REPO)
+
+
+def measure_heldout_classes(inliers=10000, outliers=200, seed=0):
+    """Each CIFAR-10 class in turn left out of the label set (see
+    :func:`_heldout_lines`), on the shared MobileNetV2 embeddings."""
+    from sklearn.metrics import roc_auc_score
+
+    from methods.outlier_score import METRICS, Z_OUTLIER, outlier_score
+
+    data = common.cifar10n("clean")
+    x, y = data["x"], data["clean"]
+    rng = np.random.default_rng(seed)
+    per_class = {}
+    for held in range(len(data["classes"])):
+        inn = rng.choice(np.flatnonzero(y != held), inliers, replace=False)
+        out = rng.choice(np.flatnonzero(y == held), outliers, replace=False)
+        relabel = np.cumsum(np.arange(10) != held) - 1   # class -> 0..8 without ``held``
+        labels = np.concatenate([relabel[y[inn]], rng.integers(0, 9, outliers)])
+        is_out = np.r_[np.zeros(inliers, bool), np.ones(outliers, bool)]
+        rows = np.concatenate([inn, out])
+        per_class[data["classes"][held]] = {}
+        for metric in METRICS:
+            score = outlier_score(x[rows], labels, num_classes=9, metric=metric)["score"]
+            per_class[data["classes"][held]][metric] = dict(
+                auroc=float(roc_auc_score(is_out, score)),
+                planted_marked=float((score[is_out] > Z_OUTLIER).mean()),
+                real_marked=float((score[~is_out] > Z_OUTLIER).mean()),
+            )
+    mean = {m: {k: float(np.mean([v[m][k] for v in per_class.values()]))
+                for k in ("auroc", "planted_marked", "real_marked")} for m in METRICS}
+    return dict(inliers=inliers, outliers=outliers, seed=seed, metrics=list(METRICS),
+                classes=per_class, mean=mean)
 
 
 def measure_ambiguity(limit=None, seed=0):
@@ -569,9 +485,14 @@ def main():
         found["seconds_data"] = round(t.seconds, 1)
         if "cnn" in data:
             found["cnn"] = json.loads(str(data["cnn"]))
+        if "simclr" in data:
+            found["simclr"] = json.loads(str(data["simclr"]))
         result["planted"][name] = found
         print(name, found["outliers"], found["duplicates"], flush=True)
     name = "issue_types_quick" if args.quick else "issue_types"
+    result["heldout_classes"] = measure_heldout_classes(
+        inliers=2000 if args.quick else 10000, outliers=40 if args.quick else 200)
+    print("held-out classes", result["heldout_classes"]["mean"], flush=True)
     if not args.skip_ambiguity:
         result["ambiguity"] = measure_ambiguity(limit=10000 if args.quick else None)
     else:  # keep the previous results file's ambiguity part (it does not depend on the planted set)

@@ -75,6 +75,14 @@ class ComputeIssueTypes(DetectorOperator):
             "outlier_score (robust standard deviations beyond the nearest "
             "class's median) above which an item is an outlier",
         ),
+        Param(
+            "outlier_metric", "both", "Outlier geometry",
+            "both: far from every class by direction (cosine) or as given "
+            "(euclidean), whichever is larger, corrected for the two tests; "
+            "cosine: only each embedding's direction counts; euclidean: the "
+            "embeddings as given",
+            choices=("both", "cosine", "euclidean"),
+        ),
     )
 
     def compute(self, ctx, view, params, progress):
@@ -89,6 +97,10 @@ class ComputeIssueTypes(DetectorOperator):
         label_field = params["label_field"]
         if params["output_field"] == label_field:
             raise InputError("output_field would overwrite the label field '%s'" % label_field)
+        metric = params["outlier_metric"]
+        if metric not in ("both", "cosine", "euclidean"):
+            raise InputError(
+                "outlier_metric must be 'both', 'cosine' or 'euclidean', got %r" % (metric,))
         inputs = load_inputs(view, label_field, params["embeddings_field"])
         ids, y, classes = inputs.ids, inputs.y, inputs.classes
         patches = label_field if is_patches(view) else None
@@ -118,7 +130,7 @@ class ComputeIssueTypes(DetectorOperator):
         ambiguity = label_ambiguity(probs, y)
         split, alternative = split_wrong_ambiguous(probs, y)
         progress(0.4, "outliers")
-        out = outlier_score(inputs.embeddings, y, num_classes=len(classes))
+        out = outlier_score(inputs.embeddings, y, num_classes=len(classes), metric=metric)
         progress(0.6, "near-duplicates")
         info = {}
         # the chain's shared graph (same call as kNN disagreement: one search)
@@ -153,6 +165,7 @@ class ComputeIssueTypes(DetectorOperator):
                 p_alternative=round(float(probs[r, alternative[r]]), 4),
                 label_ambiguity=round(float(ambiguity[r]), 4),
                 outlier_score=round(float(out["score"][r]), 3),
+                outlier_geometry=str(out["geometry"][r]),
                 nearest_class=classes[out["nearest_class"][r]],
                 duplicate_group=int(group[r]) if group[r] >= 0 else None,
             )
@@ -169,7 +182,10 @@ class ComputeIssueTypes(DetectorOperator):
         rules = dict(
             ambiguous="flagged and p[given] >= 0.5 * p[best other class], or no class above 0.5",
             wrong="flagged, another class clearly favoured",
-            outlier="outlier_score > %g" % float(params["outlier_z"]),
+            outlier="outlier_score > %g (%s)" % (
+                float(params["outlier_z"]),
+                "cosine and euclidean geometries, Sidak-combined" if metric == "both"
+                else "%s geometry" % metric),
             duplicate_conflict="near-duplicate group (cosine distance <= %.4g) with 2+ labels"
             % groups["radius"],
             precedence="duplicate_conflict > outlier > wrong/ambiguous",

@@ -94,6 +94,13 @@ def test_find_label_issues_writes_issue_types(planted):
     assert "%d duplicate conflict" % counts["duplicate_conflict"] in text
     for pair in results.overlapping_classes[:5]:
         assert pair["text"] in text
+    # the Euclidean geometry on request (recorded in the rules); the far group is found too
+    assert "Sidak-combined" in results.rules["outlier"]
+    assert one["outlier_geometry"] in ("cosine", "euclidean")
+    run_operator("compute_label_issue_types", ds, outlier_metric="euclidean")
+    assert "euclidean geometry" in ds.load_run_results("issue_types").rules["outlier"]
+    issue = np.array(ds.values("label_issue"))
+    assert (issue[kind == "outlier"] == "outlier").mean() >= 0.75
 
 
 def test_issue_types_needs_label_quality_and_flags(planted):
@@ -102,6 +109,8 @@ def test_issue_types_needs_label_quality_and_flags(planted):
     run_operator("compute_knn_disagreement", planted, k=5)
     with pytest.raises(ExecutionError, match="compute_label_quality"):
         run_operator("compute_label_issue_types", planted)
+    with pytest.raises(ExecutionError, match="outlier_metric"):
+        run_operator("compute_label_issue_types", planted, outlier_metric="manhattan")
     assert not planted.has_sample_field("label_issue")
 
 

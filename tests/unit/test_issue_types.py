@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from methods.issue_types import assign_issue_types, issue_counts
 from methods.label_ambiguity import label_ambiguity, split_wrong_ambiguous
 from methods.near_duplicates import near_duplicate_groups
-from methods.outlier_score import outlier_score
+from methods.outlier_score import outlier_score, sidak_combined
 from methods.overlapping_classes import describe_pair, overlapping_classes
 
 
@@ -86,6 +86,65 @@ def test_outlier_score_finds_planted_far_points_and_ignores_mislabels():
     assert (found["nearest_class"][flip] == y[flip]).mean() > 0.9
     with pytest.raises(ValueError):
         outlier_score(xs[:2], ys[:2])
+
+
+def test_outlier_score_cosine_reads_directions_only():
+    """The cosine geometry ignores each embedding's length: rescaling rows
+    leaves its scores unchanged; the Euclidean geometry's do change, and it
+    finds the far group."""
+    x, y, _, rng = _blobs()
+    far = rng.normal(size=(20, x.shape[1])) * 3 + 25
+    xs = np.vstack([x, far])
+    ys = np.concatenate([y, rng.integers(0, 4, 20)])
+    is_out = np.r_[np.zeros(len(y), bool), np.ones(20, bool)]
+    scale = rng.uniform(0.1, 10.0, size=(len(xs), 1))
+    cos = outlier_score(xs, ys, num_classes=4, metric="cosine")["score"]
+    np.testing.assert_allclose(
+        outlier_score(xs * scale, ys, num_classes=4, metric="cosine")["score"], cos,
+        rtol=1e-6, atol=1e-6)
+    euc = outlier_score(xs, ys, num_classes=4, metric="euclidean")["score"]
+    assert roc_auc_score(is_out, euc) > 0.99
+    assert not np.allclose(
+        outlier_score(xs * scale, ys, num_classes=4, metric="euclidean")["score"], euc)
+    with pytest.raises(ValueError, match="metric"):
+        outlier_score(xs, ys, metric="manhattan")
+
+
+def test_outlier_score_both_geometries_catch_what_either_sees():
+    """Outliers of length only (class directions, 6x longer: what a random
+    network's features do with foreign images) and of direction only (usual
+    length, a direction of no class). The cosine geometry cannot see the
+    first kind; the default combines both geometries and finds both kinds,
+    at the false-alarm rate of one test."""
+    rng = np.random.default_rng(1)
+    d, k, n_per = 24, 4, 250
+    directions = np.linalg.qr(rng.normal(size=(d, d)))[0][:k + 1]   # orthonormal
+    y = np.repeat(np.arange(k), n_per)
+    length = rng.lognormal(np.log(10), 0.1, size=len(y))[:, None]
+    x = (directions[y] + rng.normal(scale=0.15, size=(len(y), d))) * length
+    long = (directions[rng.integers(0, k, 15)] + rng.normal(scale=0.15, size=(15, d))) * 60
+    other = (directions[k] + rng.normal(scale=0.15, size=(15, d))) * 10
+    xs = np.vstack([x, long, other])
+    ys = np.concatenate([y, rng.integers(0, k, 30)])
+    kind = np.array(["real"] * len(y) + ["long"] * 15 + ["other"] * 15)
+
+    def marked(metric):
+        found = outlier_score(xs, ys, num_classes=k, metric=metric)
+        return {what: (found["score"][kind == what] > 3).mean() for what in ("real", "long", "other")}, found
+
+    cos, _ = marked("cosine")
+    euc, _ = marked("euclidean")
+    both, found = marked("both")
+    assert cos["long"] <= 0.1 and cos["other"] >= 0.9      # length is invisible to cosine
+    assert euc["long"] >= 0.9                               # Euclidean sees the length
+    assert both["long"] >= 0.9 and both["other"] >= 0.9
+    assert both["real"] <= 0.01
+    assert set(found["geometry"][kind == "long"]) == {"euclidean"}
+    np.testing.assert_allclose(found["score"], sidak_combined(
+        np.maximum(found["z"]["cosine"], found["z"]["euclidean"]), 2))
+    # Sidak: the larger of two z-scores, on the scale of one test
+    assert sidak_combined(np.array([3.2052]), 2)[0] == pytest.approx(3.0, abs=1e-3)
+    assert sidak_combined(np.array([np.inf, -60.0]), 2).tolist() == [np.inf, -60.0]
 
 
 def test_near_duplicates_groups_conflicts_and_exact_copies():
