@@ -198,43 +198,50 @@ def _heldout_lines(held):
     ]
 
 
+def _row_record(data, key):
+    """``(row name, training record)`` of the first planted row whose
+    embedding was trained (``key``: "cnn" or "simclr"), else ``(None, None)``."""
+    for name, found in data["planted"].items():
+        if found.get(key):
+            return name, found[key]
+    return None, None
+
+
 def _simclr_text(data):
     """The section's sentence on the self-supervised row ("" without one)."""
-    for name, found in data["planted"].items():
-        rec = found.get("simclr")
-        if rec:
-            return (
-                " The row \"%s\" is an embedding a user without a model can build (SCAN's step 1, "
-                "`methods.simclr`): the same CNN trunk + a projection head (256-256-128) trained on the "
-                "%s evaluated images themselves, no labels, with SimCLR's NT-Xent loss (temperature "
-                "0.5) and its CIFAR augmentations (random resized crop 0.2-1, flip, colour jitter, "
-                "grayscale); %d epochs, batch %d (2 views each), Adam 1e-3, seed %d%s; %.1f min on %d "
-                "CPU threads, final loss %.2f."
-                % (name, "{:,}".format(rec["images"]), rec["epochs"], rec["batch_size"], rec["seed"],
-                   ", bfloat16 autocast" if rec.get("bf16") else "", rec["train_seconds"] / 60,
-                   rec["threads"], rec["history"][-1]["loss"]))
+    name, rec = _row_record(data, "simclr")
+    if rec:
+        return (
+            " The row \"%s\" is an embedding a user without a model can build (SCAN's step 1, "
+            "`methods.simclr`): the same CNN trunk + a projection head (256-256-128) trained on the "
+            "%s evaluated images themselves, no labels, with SimCLR's NT-Xent loss (temperature "
+            "0.5) and its CIFAR augmentations (random resized crop 0.2-1, flip, colour jitter, "
+            "grayscale); %d epochs, batch %d (2 views each), Adam 1e-3, seed %d%s; %.1f min on %d "
+            "CPU threads, final loss %.2f."
+            % (name, "{:,}".format(rec["images"]), rec["epochs"], rec["batch_size"], rec["seed"],
+               ", bfloat16 autocast" if rec.get("bf16") else "", rec["train_seconds"] / 60,
+               rec["threads"], rec["history"][-1]["loss"]))
     return ""
 
 
 def _trained_text(data):
     """The section's sentence on the trained CNN's row ("" without one)."""
-    for name, found in data["planted"].items():
-        cnn = found.get("cnn")
-        if cnn:
-            return (
-                " The row \"%s\" stands in for a user's own trained model: a small CNN trained here "
-                "(3 stages of (conv 3x3, BN, ReLU) x 2 + max-pool, %s channels, global average pool, "
-                "linear 10; %d epochs, batch %d, SGD momentum 0.9 with a one-cycle learning rate up "
-                "to %g, random crop 32 with 4-pixel padding + horizontal flip, seed %d%s; %.1f min on "
-                "%d CPU threads, fastest epoch %.0f s) on the %s CIFAR-10 train images that are NOT in "
-                "the evaluated set, "
-                "with their original labels; the embedding is its %d-d globally pooled feature. "
-                "Its accuracy on the %s evaluated real images (held out, original labels) is %.1f%%."
-                % (name, "/".join(str(c) for c in cnn["channels"]), cnn["epochs"], cnn["batch_size"],
-                   cnn["lr"], cnn["seed"], ", bfloat16 autocast" if cnn.get("bf16") else "",
-                   cnn["train_seconds"] / 60, cnn["threads"], min(h["seconds"] for h in cnn["history"]),
-                   "{:,}".format(cnn["train_images"]), cnn["channels"][-1],
-                   "{:,}".format(cnn["heldout_images"]), 100 * cnn["heldout_accuracy"]))
+    name, cnn = _row_record(data, "cnn")
+    if cnn:
+        return (
+            " The row \"%s\" stands in for a user's own trained model: a small CNN trained here "
+            "(3 stages of (conv 3x3, BN, ReLU) x 2 + max-pool, %s channels, global average pool, "
+            "linear 10; %d epochs, batch %d, SGD momentum 0.9 with a one-cycle learning rate up "
+            "to %g, random crop 32 with 4-pixel padding + horizontal flip, seed %d%s; %.1f min on "
+            "%d CPU threads, fastest epoch %.0f s) on the %s CIFAR-10 train images that are NOT in "
+            "the evaluated set, "
+            "with their original labels; the embedding is its %d-d globally pooled feature. "
+            "Its accuracy on the %s evaluated real images (held out, original labels) is %.1f%%."
+            % (name, "/".join(str(c) for c in cnn["channels"]), cnn["epochs"], cnn["batch_size"],
+               cnn["lr"], cnn["seed"], ", bfloat16 autocast" if cnn.get("bf16") else "",
+               cnn["train_seconds"] / 60, cnn["threads"], min(h["seconds"] for h in cnn["history"]),
+               "{:,}".format(cnn["train_images"]), cnn["channels"][-1],
+               "{:,}".format(cnn["heldout_images"]), 100 * cnn["heldout_accuracy"]))
     return ""
 
 
