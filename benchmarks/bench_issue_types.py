@@ -193,9 +193,21 @@ def _heldout_lines(held):
         "the label set; %s images of the other nine (random, clean labels, relabelled 0-8) plus "
         "%d images of the held-out class under random labels of the nine. A near "
         "out-of-distribution case (a truck among automobiles), harder than Fashion-MNIST; the "
-        "same `outlier_score` defaults, both geometries." % ("{:,}".format(held["inliers"]), held["outliers"]),
+        "same `outlier_score` defaults, both geometries.%s" % (
+            "{:,}".format(held["inliers"]), held["outliers"], _unanimous_text(held)),
         "", common.markdown_table(rows), "",
     ]
+
+
+def _unanimous_text(held):
+    """The sentence on the unanimous CIFAR-10N subset ("" without it)."""
+    una = held.get("unanimous")
+    if not una:
+        return ""
+    return (" On the real low-noise set (the %s CIFAR-10N images all three annotators label alike, "
+            "their label, same features) the share marked `outlier` is %s." % (
+                "{:,}".format(una["images"]),
+                ", ".join("%.2f%% (%s)" % (100 * v, m) for m, v in una["marked"].items())))
 
 
 def _row_record(data, key):
@@ -436,8 +448,14 @@ def measure_heldout_classes(inliers=10000, outliers=200, seed=0):
             )
     mean = {m: {k: float(np.mean([v[m][k] for v in per_class.values()]))
                 for k in ("auroc", "planted_marked", "real_marked")} for m in METRICS}
+    # the low-noise real set: the images all three CIFAR-10N annotators agree on
+    agree = [common.cifar10n("random%d" % i)["noisy"] for i in (1, 2, 3)]
+    unanimous = np.flatnonzero((agree[0] == agree[1]) & (agree[1] == agree[2]))
+    marked = {m: float((outlier_score(x[unanimous], agree[0][unanimous], num_classes=10,
+                                      metric=m)["score"] > Z_OUTLIER).mean()) for m in METRICS}
     return dict(inliers=inliers, outliers=outliers, seed=seed, metrics=list(METRICS),
-                classes=per_class, mean=mean)
+                classes=per_class, mean=mean,
+                unanimous=dict(images=int(len(unanimous)), marked=marked))
 
 
 def measure_ambiguity(limit=None, seed=0):
