@@ -180,7 +180,7 @@ def sidak_combined(z_max, tests):
 
 
 def _one_geometry(x, labels, k, dims, trim):
-    """Steps 1-4 on ``x`` as given (see the module docstring)."""
+    """Steps 1-5 on ``x`` as given (see the module docstring)."""
     from sklearn.covariance import ledoit_wolf
 
     n = len(x)

@@ -7,8 +7,10 @@ flags it writes, per sample (or per object on a patches view):
 
 - ``label_ambiguity``: probability that two annotators would label the
   item differently (:mod:`methods.label_ambiguity`);
-- ``outlier_score``: distance to the nearest class in robust standard
-  deviations (:mod:`methods.outlier_score`);
+- ``outlier_score``: how much farther the item is from its nearest class
+  than its place in the whole data explains, in robust standard deviations
+  of that class, asked of the embeddings' directions and of the embeddings
+  as given (:mod:`methods.outlier_score`);
 - ``duplicate_group`` (int, None outside groups) and ``duplicate_conflict``
   (bool): near-identical items and whether their labels differ
   (:mod:`methods.near_duplicates`, on the chain's shared neighbour graph);
