@@ -228,13 +228,18 @@ def _project(x, dims):
 
 
 def _mahalanobis(z, means, precision, fitted, batch=65536):
-    k = len(means)
-    dist = np.full((len(z), k), np.inf)
+    """Distances of every row of ``z`` to every fitted mean under one
+    shared ``precision``: whitened once (``precision = W W^T``), then
+    ``|zW|^2 - 2 zW (mW)^T + |mW|^2``, one matrix product per block instead
+    of one quadratic form per class (unfitted means: inf)."""
+    values, vectors = np.linalg.eigh(precision)
+    white = vectors * np.sqrt(np.maximum(values, 0.0))
+    rows = np.flatnonzero(fitted)
+    centres = means[rows] @ white
+    centre_sq = (centres ** 2).sum(axis=1)
+    dist = np.full((len(z), len(means)), np.inf)
     for start in range(0, len(z), batch):
-        block = z[start:start + batch]
-        for c in np.flatnonzero(fitted):
-            diff = block - means[c]
-            dist[start:start + batch, c] = np.sqrt(
-                np.maximum(((diff @ precision) * diff).sum(axis=1), 0.0)
-            )
+        block = z[start:start + batch] @ white
+        sq = (block ** 2).sum(axis=1, keepdims=True) - 2.0 * block @ centres.T + centre_sq
+        dist[start:start + batch, rows] = np.sqrt(np.maximum(sq, 0.0))
     return dist
