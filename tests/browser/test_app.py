@@ -179,6 +179,7 @@ def _run_operator(page, label, shot=None, timeout=90):
             break
         except Exception:
             page.keyboard.press("Escape")
+            _reopen_if_lost(page)
     page.wait_for_timeout(500)
     if shot:
         _shot(page, shot)
@@ -225,7 +226,19 @@ def _dismiss_popups(page):
     )
 
 
+#: the dataset each page opened last (``id(page)`` -> ``(url, dataset)``)
+_OPENED = {}
+
+
+def _reopen_if_lost(page):
+    """The App sometimes drops the dataset after opening it ("No dataset
+    selected"; operators then cannot resolve their forms): open it again."""
+    if id(page) in _OPENED and page.get_by_text("No dataset selected").count():
+        _open_dataset(page, *_OPENED[id(page)])
+
+
 def _open_dataset(page, url, ds):
+    _OPENED[id(page)] = (url, ds)
     for attempt in range(3):
         page.goto("%s/datasets/%s" % (url, ds.name))
         try:
