@@ -207,13 +207,13 @@ def _one_geometry(x, labels, k, dims, trim):
     background = ledoit_wolf(z)[0]
     d0 = _mahalanobis(z, z.mean(axis=0, keepdims=True), np.linalg.pinv(background, hermitian=True),
                       np.ones(1, dtype=bool))[:, 0]
-    relative = dist - d0[:, None]
-    zc = np.full((n, k), np.inf)
+    zc = dist - d0[:, None]  # r_c, turned into z_c column by column (one (n, k) array)
     for c in np.flatnonzero(fitted):  # step 4: in units of the class's upper spread
-        own = relative[labels == c, c]
+        own = zc[labels == c, c]
         med = np.median(own)
         spread = (np.quantile(own, 0.75) - med) / QUARTILE_TO_SIGMA
-        zc[:, c] = (relative[:, c] - med) / max(spread, 1e-12)
+        zc[:, c] = (zc[:, c] - med) / max(spread, 1e-12)
+    zc[:, ~fitted] = np.inf
     nearest = zc.argmin(axis=1)
     return dict(score=zc[np.arange(n), nearest], nearest_class=nearest, distance=dist)
 

@@ -24,6 +24,7 @@ and thresholds, and per item with an issue the evidence behind it.
 
 import numpy as np
 
+from ...methods.outlier_score import METRICS as OUTLIER_METRICS  # numpy only: light
 from ...store import registry
 from ...store import runs as lnr
 from ..base import Computed, DetectorOperator
@@ -83,7 +84,7 @@ class ComputeIssueTypes(DetectorOperator):
             "(euclidean), whichever is larger, corrected for the two tests; "
             "cosine: only each embedding's direction counts; euclidean: the "
             "embeddings as given",
-            choices=("both", "cosine", "euclidean"),
+            choices=OUTLIER_METRICS,
         ),
     )
 
@@ -100,9 +101,9 @@ class ComputeIssueTypes(DetectorOperator):
         if params["output_field"] == label_field:
             raise InputError("output_field would overwrite the label field '%s'" % label_field)
         metric = params["outlier_metric"]
-        if metric not in ("both", "cosine", "euclidean"):
+        if metric not in OUTLIER_METRICS:
             raise InputError(
-                "outlier_metric must be 'both', 'cosine' or 'euclidean', got %r" % (metric,))
+                "outlier_metric must be one of %s, got %r" % (", ".join(OUTLIER_METRICS), metric))
         inputs = load_inputs(view, label_field, params["embeddings_field"])
         ids, y, classes = inputs.ids, inputs.y, inputs.classes
         patches = label_field if is_patches(view) else None
