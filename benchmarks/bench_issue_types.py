@@ -76,7 +76,6 @@ CNN), ``..._simclr.png`` (self-supervised CNN).
 """
 
 import argparse
-import csv
 import io
 import json
 import os
@@ -86,7 +85,7 @@ import numpy as np
 
 import common
 from issue_types_embedders import (
-    CACHE, CNN_EPOCHS, SIMCLR_BATCH, SIMCLR_EPOCHS, cnn_tag, random_resnet_embeddings,
+    CACHE, CNN_EPOCHS, SIMCLR_BATCH, SIMCLR_EPOCHS, cifar_images, cnn_tag, random_resnet_embeddings,
     simclr_cnn_embeddings, trained_cnn_embeddings,
 )
 
@@ -258,22 +257,11 @@ def _trained_text(data):
 
 
 def _cifar_images(indices):
-    want = {}
-    rows = list(csv.DictReader(open(os.path.join(common.SHARED, "cifar10", "labels.csv"))))
-    for i in indices:
-        want[rows[i]["filepath"]] = i
-    out = {}
+    """The CIFAR-10 train images of ``indices`` as PIL images, their labels, the class names."""
     from PIL import Image
 
-    with tarfile.open(os.path.join(common.SHARED, "cifar10", "cifar10_train_jpg.tar.gz")) as tar:
-        for member in tar:
-            name = member.name[2:] if member.name.startswith("./") else member.name
-            if name in want:
-                data = tar.extractfile(member).read()
-                out[want[name]] = Image.open(io.BytesIO(data)).convert("RGB")
-    classes = sorted({r["clean"] for r in rows})
-    labels = np.array([classes.index(rows[i]["clean"]) for i in indices])
-    return [out[i] for i in indices], labels, classes
+    images, labels, classes = cifar_images(indices)
+    return [Image.fromarray(im) for im in images], labels, classes
 
 
 def _fmnist_images(count, rng):

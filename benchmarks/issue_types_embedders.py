@@ -55,26 +55,28 @@ def random_resnet_embeddings(images, batch_size=256, mirror=False):
     return np.concatenate(out)
 
 
-def cifar_all():
-    """All 50,000 CIFAR-10 train images, uint8 (50000, 32, 32, 3) in the
-    original train order, and their clean labels (class indices)."""
+def cifar_images(indices=None):
+    """CIFAR-10 train images from the shared archive: uint8 (m, 32, 32, 3)
+    of the rows ``indices`` of labels.csv in that order (None: all 50,000
+    in train order), their clean labels (class indices) and the class names."""
     from PIL import Image
 
     rows = list(csv.DictReader(open(os.path.join(common.SHARED, "cifar10", "labels.csv"))))
-    where = {r["filepath"]: i for i, r in enumerate(rows)}
-    images = np.zeros((len(rows), 32, 32, 3), dtype=np.uint8)
-    seen = np.zeros(len(rows), dtype=bool)
+    indices = list(range(len(rows))) if indices is None else list(indices)
+    where = {rows[i]["filepath"]: slot for slot, i in enumerate(indices)}
+    images = np.zeros((len(indices), 32, 32, 3), dtype=np.uint8)
+    seen = np.zeros(len(indices), dtype=bool)
     with tarfile.open(os.path.join(common.SHARED, "cifar10", "cifar10_train_jpg.tar.gz")) as tar:
         for member in tar:
             name = member.name[2:] if member.name.startswith("./") else member.name
             if name in where:
-                i = where[name]
-                images[i] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
-                seen[i] = True
+                slot = where[name]
+                images[slot] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
+                seen[slot] = True
     if not seen.all():
         raise RuntimeError("%d CIFAR-10 images missing from the archive" % (~seen).sum())
     classes = sorted({r["clean"] for r in rows})
-    return images, np.array([classes.index(r["clean"]) for r in rows])
+    return images, np.array([classes.index(rows[i]["clean"]) for i in indices]), classes
 
 
 def small_cnn(channels=CNN_CHANNELS, num_classes=10):
@@ -202,7 +204,7 @@ def trained_cnn_embeddings(images, real_index, real_labels, seed=0, epochs=CNN_E
         model.eval()
         record = json.load(open(key + ".json"))
     else:
-        all_images, all_labels = cifar_all()
+        all_images, all_labels, _ = cifar_images()
         train = np.ones(len(all_labels), dtype=bool)
         train[real_index] = False
         t0 = time.perf_counter()
