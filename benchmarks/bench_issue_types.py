@@ -18,7 +18,9 @@ the data path):
    random real images, each flipped left-right, or cropped (a 28x28 window
    resized back to 32x32), or JPEG re-compressed at quality 40, labelled
    with another class. Metric: share of planted copies whose group holds
-   the original and is conflicting; conflicting groups among the real
+   the original and is conflicting, with the default pixel check (the
+   images' thumbnails decide the embedding's candidates) and with
+   Datalab's embedding rule alone; conflicting groups among the real
    images alone (every one is written to a contact sheet,
    ``results/issue_types_groups.png``, to be checked by eye).
 
@@ -115,9 +117,16 @@ def section(data):
             "cosine only: AUROC / marked / real": _other_metric(o, "cosine"),
             "euclidean only: AUROC / marked / real": _other_metric(o, "euclidean"),
             "planted copies found": "%.1f%%" % (100 * d["found"]),
+            "embeddings only (Datalab)": "%.1f%%" % (100 * d["found_embeddings_only"])
+            if "found_embeddings_only" in d else "",
+            "pairs checked / matched": "{:,} / {:,}".format(d["pixel_pairs_checked"], d["pixel_pairs_matched"])
+            if "pixel_pairs_checked" in d else "",
             "flip / crop / jpeg": " / ".join("%.0f%%" % (100 * d["found_by_kind"][k]) for k in ("flip", "crop", "jpeg")),
             "groups among real": d["groups_among_real"],
             "conflicting among real": d["conflicting_groups_among_real"],
+            "groups of 2+ Fashion-MNIST (false)": "%d (%d images)" % (
+                d["false_groups_among_planted_outliers"], d["planted_outliers_in_them"])
+            if "false_groups_among_planted_outliers" in d else "",
         })
     lines = [
         SECTION_TITLE, "",
@@ -126,7 +135,10 @@ def section(data):
         "a third each) under another label. Targets (issue #30): outlier AUROC >= 0.95; >= 80%% of "
         "planted outliers and <= 1%% of real images marked `outlier` (`outlier_score` > 3, default "
         "`outlier_metric=\"both\"`; each geometry alone beside it); >= 95%% "
-        "of planted copies in a conflicting group with their source; no false group among the real "
+        "of planted copies in a conflicting group with their source (default `duplicate_check=\"pixels\"`: "
+        "each item's 3 nearest neighbours within the median nearest-neighbour distance, verified by "
+        "the aligned 16x16 thumbnail correlation >= 0.95; Datalab's embedding rule alone beside it); "
+        "no false group among the real "
         "images (contact sheet: `benchmarks/results/issue_types_groups*.png`). Embeddings: "
         "torchvision resnet18 with random weights (seed 0; no pretrained network can be downloaded "
         "here and the shared MobileNetV2 features exist only for the CIFAR images), 64x64 input, "
@@ -159,6 +171,8 @@ def section(data):
                                           if data.get("ambiguity_run") else ""),
             "", common.markdown_table(rows), "",
         ]
+    if data.get("what_it_says"):  # a reader's summary of this run (dropped when the bench re-runs)
+        lines += [data["what_it_says"], ""]
     return "\n".join(lines)
 
 
@@ -353,20 +367,36 @@ def measure_planted(data, sheet_name="issue_types_groups.png"):
         )
     outliers = dict(measured[METRICS[0]], metric=METRICS[0], z_outlier=Z_OUTLIER,
                     other_metrics={m: measured[m] for m in METRICS[1:]})
-    with common.Timer() as t_dup:
-        groups = near_duplicate_groups(x, labels)
-    group, conflict = groups["group"], groups["conflict"]
+    thumbs = data["thumbs"]
     dup_rows = np.flatnonzero(kind == "duplicate")
     src = data["source"][dup_rows]
-    found_dup = (group[dup_rows] >= 0) & (group[dup_rows] == group[src]) & conflict[dup_rows]
+
+    def found_copies(groups):
+        group, conflict = groups["group"], groups["conflict"]
+        return (group[dup_rows] >= 0) & (group[dup_rows] == group[src]) & conflict[dup_rows]
+
+    # the embedding rule alone (Datalab's), beside the default pixel check
+    embedding_only = found_copies(near_duplicate_groups(x, labels))
+    with common.Timer() as t_dup:
+        groups = near_duplicate_groups(
+            x, labels, thumbnails=lambda rows: (thumbs[rows], np.ones(len(rows), dtype=bool)))
+    group, conflict = groups["group"], groups["conflict"]
+    found_dup = found_copies(groups)
     per_kind = {k: float(found_dup[data["dup_kind"][dup_rows] == k].mean()) for k in ("flip", "crop", "jpeg")}
     # groups made of real images only (no planted member)
     planted_groups = set(group[kind != "real"][group[kind != "real"] >= 0].tolist())
     real_groups = sorted(set(group[real & (group >= 0)].tolist()) - planted_groups)
     real_conflicting = [g for g in real_groups if conflict[group == g].any()]
+    # groups joining 2+ different planted outliers (distinct Fashion-MNIST images: all false)
+    out_groups, out_counts = np.unique(group[is_out & (group >= 0)], return_counts=True)
     duplicates = dict(
         found=float(found_dup.mean()),
+        false_groups_among_planted_outliers=int((out_counts >= 2).sum()),
+        planted_outliers_in_them=int(out_counts[out_counts >= 2].sum()),
         found_by_kind=per_kind,
+        found_embeddings_only=float(embedding_only.mean()),
+        pixel_pairs_checked=groups["pixel_pairs_checked"],
+        pixel_pairs_matched=groups["pixel_pairs_matched"],
         radius=groups["radius"],
         groups_among_real=len(real_groups),
         conflicting_groups_among_real=len(real_conflicting),

@@ -44,8 +44,9 @@ Estimation (how much noise, how sure, how to combine evidence)
     ``pooling``           the log-linear pool of several probability sources
 
 Issue types (what kind of problem a flagged label is)
-    ``label_ambiguity``, ``outlier_score``, ``near_duplicates``,
-    ``overlapping_classes``, and ``issue_types`` (one type per sample)
+    ``label_ambiguity``, ``outlier_score``, ``near_duplicates`` (its pixel
+    check in ``aligned_correlation``), ``overlapping_classes``, and
+    ``issue_types`` (one type per sample)
 
 Training helpers
     ``linear``            multinomial logistic regression (full-batch L-BFGS)

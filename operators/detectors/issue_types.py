@@ -13,7 +13,9 @@ flags it writes, per sample (or per object on a patches view):
   as given (:mod:`methods.outlier_score`);
 - ``duplicate_group`` (int, None outside groups) and ``duplicate_conflict``
   (bool): near-identical items and whether their labels differ
-  (:mod:`methods.near_duplicates`, on the chain's shared neighbour graph);
+  (:mod:`methods.near_duplicates`: the chain's shared neighbour graph
+  proposes, the images' thumbnails decide, :mod:`store.thumbnails`; or the
+  embedding distance alone with ``duplicate_check="embeddings"``);
 - ``label_issue``: ``wrong``, ``ambiguous``, ``outlier``,
   ``duplicate_conflict`` or ``""`` (:mod:`methods.issue_types`).
 
@@ -37,6 +39,8 @@ METHOD = "issue_types"
 MAX_EVIDENCE = 100_000
 #: output names (prefixed like the chain's other outputs)
 OUTPUTS = ("label_ambiguity", "outlier_score", "duplicate_group", "duplicate_conflict")
+#: how near-duplicates are decided (:mod:`methods.near_duplicates`)
+DUPLICATE_CHECKS = ("pixels", "embeddings")
 
 
 class ComputeIssueTypes(DetectorOperator):
@@ -68,10 +72,26 @@ class ComputeIssueTypes(DetectorOperator):
             "duplicate_conflict (find_label_issues passes its run prefix)",
         ),
         Param(
+            "duplicate_check", "pixels", "Near-duplicate check",
+            "pixels: the embeddings propose each item's closest neighbours "
+            "and the images decide (thumbnails agree after the best flip and "
+            "crop); embeddings: the embedding distance alone (cleanlab "
+            "Datalab's rule, no image read)",
+            choices=DUPLICATE_CHECKS,
+        ),
+        Param(
             "duplicate_threshold", 0.13, "Near-duplicate threshold",
             "Cosine distance, as a share of the median nearest-neighbour "
             "distance, below which two items are near-duplicates (cleanlab "
-            "Datalab's default 0.13)",
+            "Datalab's default 0.13); with the pixel check, only for the "
+            "pairs it cannot check (an image unreadable or blank, or beyond "
+            "its budget of 20,000 pairs, nearest first)",
+        ),
+        Param(
+            "duplicate_pixel_threshold", 0.95, "Pixel agreement threshold",
+            "Pixel check: correlation of the two aligned thumbnails (best "
+            "flip and crop) at or above which two items are copies (0.95: "
+            "90% of their pixel variance shared)",
         ),
         Param(
             "outlier_z", 3.0, "Outlier threshold",
@@ -96,6 +116,7 @@ class ComputeIssueTypes(DetectorOperator):
         from ...methods.outlier_score import outlier_score
         from ...methods.overlapping_classes import describe_pair, overlapping_classes
         from ...store.probabilities import probability_evidence
+        from ...store.thumbnails import thumbnail_reader
 
         label_field = params["label_field"]
         if params["output_field"] == label_field:
@@ -104,7 +125,16 @@ class ComputeIssueTypes(DetectorOperator):
         if metric not in OUTLIER_METRICS:
             raise InputError(
                 "outlier_metric must be one of %s, got %r" % (", ".join(OUTLIER_METRICS), metric))
-        inputs = load_inputs(view, label_field, params["embeddings_field"])
+        check = params["duplicate_check"]
+        if check not in DUPLICATE_CHECKS:
+            raise InputError(
+                "duplicate_check must be one of %s, got %r" % (", ".join(DUPLICATE_CHECKS), check))
+        pixel_threshold = float(params["duplicate_pixel_threshold"])
+        if not -1.0 <= pixel_threshold <= 1.0:
+            raise InputError(
+                "duplicate_pixel_threshold is a correlation in [-1, 1], got %r" % pixel_threshold)
+        inputs = load_inputs(view, label_field, params["embeddings_field"],
+                             need_filepaths=check == "pixels")
         ids, y, classes = inputs.ids, inputs.y, inputs.classes
         patches = label_field if is_patches(view) else None
         quality = params["probabilities_field"]
@@ -138,9 +168,14 @@ class ComputeIssueTypes(DetectorOperator):
         info = {}
         # the chain's shared graph (same call as kNN disagreement: one search)
         neighbours = cosine_neighbours(inputs.embeddings, K, info=info)
+        thumbnails = None
+        if check == "pixels":
+            thumbnails = thumbnail_reader(view, ids, inputs.filepaths,
+                                          label_field=label_field if patches else None)
         groups = near_duplicate_groups(
             inputs.embeddings, y, neighbours=neighbours,
             threshold=float(params["duplicate_threshold"]),
+            thumbnails=thumbnails, pixel_threshold=pixel_threshold,
         )
         types, reasons = assign_issue_types(
             flagged, split, out["score"], float(params["outlier_z"]), groups["conflict"]
@@ -189,8 +224,7 @@ class ComputeIssueTypes(DetectorOperator):
                 float(params["outlier_z"]),
                 "cosine and euclidean geometries, Sidak-combined" if metric == "both"
                 else "%s geometry" % metric),
-            duplicate_conflict="near-duplicate group (cosine distance <= %.4g) with 2+ labels"
-            % groups["radius"],
+            duplicate_conflict=_duplicate_rule(groups, pixel_threshold),
             precedence="duplicate_conflict > outlier > wrong/ambiguous",
         )
         results = dict(
@@ -199,6 +233,7 @@ class ComputeIssueTypes(DetectorOperator):
             rules=rules,
             probabilities=sources.get(quality),
             duplicate_radius=groups["radius"],
+            duplicate_check={k: v for k, v in groups.items() if k not in ("group", "conflict")},
             evidence=evidence_rows,
             evidence_truncated=bool(len(rows) < int((types != "").sum())),
         )
@@ -218,6 +253,26 @@ def latest_issue_run(dataset, patches_field=None):
         if stamp is None or info.timestamp > stamp:
             best, stamp = key, info.timestamp
     return best
+
+
+def _duplicate_rule(groups, pixel_threshold):
+    """The near-duplicate rule of a run, in words."""
+    if groups["check"] != "pixels":
+        return ("near-duplicate group (cosine distance <= %.4g) with 2+ labels"
+                % groups["radius"])
+    text = (
+        "near-duplicate group with 2+ labels; pairs: among each item's 3 nearest "
+        "neighbours within cosine distance %.4g, thumbnails correlate >= %g after "
+        "the best flip and crop (%d of %d pairs checked matched)"
+        % (groups["candidate_radius"], pixel_threshold, groups["pixel_pairs_matched"],
+           groups["pixel_pairs_checked"])
+    )
+    if groups["candidates_truncated"]:
+        text += "; the candidate list was cut at the budget (nearest pairs first)"
+    if groups["pixel_pairs_unverifiable"]:
+        text += ("; %d pairs without readable images: cosine distance <= %.4g"
+                 % (groups["pixel_pairs_unverifiable"], groups["radius"]))
+    return text
 
 
 def overlapping_pairs(dataset, patches_field=None, top=5):

@@ -129,6 +129,151 @@ def test_issue_types_on_patches(objects):
     assert set(summary["issue_types"]) == {"wrong", "ambiguous", "outlier", "duplicate_conflict"}
 
 
+# ------------------------------------------------ near-duplicates: the pixel check on real files
+
+
+def _textures(m, rng, size=32):
+    """Smooth random photo-like images (grey 8x8 noise + weaker colour tint)."""
+    from PIL import Image
+
+    def up(x):
+        return np.asarray(Image.fromarray(x.astype(np.uint8)).resize((size, size), Image.BICUBIC),
+                          dtype=np.float64)
+
+    return [np.clip(up(np.repeat(rng.integers(30, 226, (8, 8, 1)), 3, axis=2))
+                    + 0.3 * (up(rng.integers(0, 256, (4, 4, 3))) - 128), 0, 255).astype(np.uint8)
+            for _ in range(m)]
+
+
+def _near(x, row, relative, rng):
+    """A vector at ``relative`` times the median nearest-neighbour cosine
+    distance of ``x`` from ``x[row]``."""
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    median = np.median(1 - sims.max(1))
+    theta = np.arccos(1 - relative * median)
+    v = rng.normal(size=x.shape[1])
+    v -= (v @ unit[row]) * unit[row]
+    v /= np.linalg.norm(v)
+    return (np.linalg.norm(x[row]) * (np.cos(theta) * unit[row] + np.sin(theta) * v)).astype(np.float32)
+
+
+@pytest.fixture
+def copies_on_disk(new_dataset, tmp_path):
+    """Blobs (4 classes x 40) with one image file each, plus 6 copies of
+    real images (flipped, cropped and resized, JPEG q40) under another
+    label, their embeddings at 0.4 x the median nearest-neighbour distance
+    from the source (beyond Datalab's 0.13)."""
+    import io
+
+    import fiftyone as fo
+    from PIL import Image, ImageOps
+
+    x, y, _ = blobs(num_classes=4, per_class=40, dim=16, noise_rate=0.0, seed=1)
+    rng = np.random.default_rng(4)
+    images = _textures(len(y), rng)
+    src = rng.choice(len(y), 6, replace=False)
+    samples = []
+    for i, img in enumerate(images):
+        path = str(tmp_path / ("real_%03d.png" % i))
+        Image.fromarray(img).save(path)
+        samples.append(fo.Sample(filepath=path, ground_truth=fo.Classification(label="class_%d" % y[i]),
+                                 embeddings=x[i], kind="real"))
+    for j, s in enumerate(src):
+        img = Image.fromarray(images[s])
+        kind = ("flip", "crop", "jpeg")[j % 3]
+        path = str(tmp_path / ("copy_%d.%s" % (j, "jpg" if kind == "jpeg" else "png")))
+        if kind == "flip":
+            ImageOps.mirror(img).save(path)
+        elif kind == "crop":
+            img.crop((2, 3, 30, 31)).resize((32, 32), Image.BILINEAR).save(path)
+        else:
+            img.save(path, quality=40)
+        samples.append(fo.Sample(filepath=path,
+                                 ground_truth=fo.Classification(label="class_%d" % ((y[s] + 1) % 4)),
+                                 embeddings=_near(x, s, 0.4, rng), kind="copy", source=int(s)))
+    ds = new_dataset()
+    ds.add_samples(samples)
+    return ds
+
+
+def test_pixel_check_finds_transformed_copies_the_embedding_rule_misses(copies_on_disk):
+    ds = copies_on_disk
+    run_operator("find_label_issues", ds, preset="custom", detectors="knn_disagreement,label_quality")
+    ids = ds.values("id")
+    rows = {sid: r for r, sid in enumerate(ids)}
+    copies = ds.match({"kind": "copy"})
+    copy_rows = [rows[i] for i in copies.values("id")]
+    source_rows = copies.values("source")
+
+    def found():
+        if not ds.has_sample_field("duplicate_group"):  # no group at all: not written
+            return [False] * len(copy_rows)
+        group, conflict = ds.values("duplicate_group"), ds.values("duplicate_conflict")
+        return [group[c] is not None and group[c] == group[s] and conflict[c]
+                for c, s in zip(copy_rows, source_rows)]
+
+    assert all(found())                                   # flipped, cropped, re-encoded
+    assert ds.match({"kind": "real", "duplicate_group": {"$ne": None}}).count() == 6  # their sources only
+    results = ds.load_run_results("issue_types")
+    assert results.duplicate_check["check"] == "pixels"
+    assert results.duplicate_check["pixel_pairs_matched"] >= 6
+    assert "thumbnails correlate >= 0.95" in results.rules["duplicate_conflict"]
+    # the embedding rule alone (Datalab's) misses them at this distance
+    run_operator("compute_label_issue_types", ds, duplicate_check="embeddings")
+    results = ds.load_run_results("issue_types")
+    assert results.duplicate_check["check"] == "embeddings"
+    assert not any(found())
+    assert "cosine distance <=" in results.rules["duplicate_conflict"]
+    # bad values: refused before anything is written
+    from fiftyone.operators.executor import ExecutionError
+
+    before = ds.values("label_issue")
+    with pytest.raises(ExecutionError, match="duplicate_check"):
+        run_operator("compute_label_issue_types", ds, duplicate_check="hash")
+    with pytest.raises(ExecutionError, match="duplicate_pixel_threshold"):
+        run_operator("compute_label_issue_types", ds, duplicate_pixel_threshold=2.0)
+    assert ds.values("label_issue") == before
+
+
+def test_thumbnails_of_samples_and_objects(new_dataset, tmp_path):
+    """Samples give their whole image, patches the crop of their box; a
+    missing file is reported unreadable, not raised."""
+    import fiftyone as fo
+    from PIL import Image
+
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :40] = (200, 0, 0)      # left half red
+    pixels[:, 40:] = (0, 0, 200)      # right half blue
+    path = str(tmp_path / "halves.png")
+    Image.fromarray(pixels).save(path)
+    ds = new_dataset()
+    ds.add_samples([
+        fo.Sample(filepath=path, ground_truth=fo.Detections(detections=[
+            fo.Detection(label="a", bounding_box=[0.0, 0.0, 0.5, 1.0]),
+            fo.Detection(label="b", bounding_box=[0.5, 0.0, 0.5, 1.0]),
+        ])),
+        fo.Sample(filepath=str(tmp_path / "missing.png")),
+    ])
+    thumbnail_reader = plugin_module("store.thumbnails").thumbnail_reader
+    read = thumbnail_reader(ds, ds.values("id"), ds.values("filepath"))
+    images, readable = read(np.array([0, 1]))
+    assert readable.tolist() == [True, False]
+    assert images.shape == (2, 32, 32, 3)
+    assert images[0, :, :12, 0].mean() > 150 and images[0, :, -12:, 2].mean() > 150
+    patches = ds.to_patches("ground_truth")
+    read = thumbnail_reader(patches, patches.values("id"), patches.values("filepath"),
+                            label_field="ground_truth")
+    images, readable = read(np.array([1, 0]))
+    assert readable.all()
+    labels = patches.values("ground_truth.label")
+    colour = {"a": 0, "b": 2}                             # a: the red half, b: the blue half
+    for k, row in enumerate([1, 0]):
+        assert images[k, :, :, colour[labels[row]]].mean() > 150
+        assert images[k, :, :, 2 - colour[labels[row]]].mean() < 50
+
+
 # ------------------------------------------------ verdicts: ambiguous, exclude
 
 
