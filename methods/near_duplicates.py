@@ -33,11 +33,13 @@ radius, depending on the embedding). With pixels, the embedding only
 proposes and the pixels decide (retrieve, then verify):
 
 1. **Candidates**: each sample's ``candidate_depth`` (3) nearest neighbours
-   at most ``candidate_radius`` (1.0) times the median nearest-neighbour
-   distance away (the closer half of the nearest pairs, and closer ones
-   further down the list), nearest first (relative distance), at most
-   ``max_pixel_pairs`` (20,000) pairs: this bounds the images read and the
-   time (about 1.6 ms a pair on 2 cores, plus reading the images).
+   (and Datalab's pairs), nearest first, at most ``max_pixel_pairs``
+   (20,000) pairs: the budget bounds the images read and the time (about
+   3 ms a pair on 2 cores, plus reading the images); on a large dataset it
+   is the closest pairs that are checked (the run says how far it reached).
+   No distance limit by default: the copies' sources sit at 0.2-2 times the
+   median nearest-neighbour distance (``candidate_radius``, in those units,
+   sets one).
 2. **Verification**: :func:`methods.aligned_correlation.aligned_correlation`
    of the two thumbnails (best correlation over flips and crops of up to a
    quarter of the side) ``>= pixel_threshold`` (0.95). Every pair needs it,
@@ -52,7 +54,7 @@ proposes and the pixels decide (retrieve, then verify):
    below r = 0.68). Measured (benchmark, four embeddings): planted copies
    passed by 1.1-4.8, pairs of different Fashion-MNIST silhouettes by
    -0.2-1.4; groups joining different Fashion-MNIST images went from 9-15
-   to 0-1, no copy lost. Groups of more than ``k`` copies of one image
+   to 0-2, no copy lost. Groups of more than ``k`` copies of one image
    lose pairs to it (identical embeddings still pair).
 4. Pairs with an image that cannot be read or is constant (no pixel
    evidence) and identical embeddings keep the embedding rule above.
@@ -81,8 +83,9 @@ THRESHOLD = 0.13
 K = 10
 #: pixel check: aligned thumbnail correlation at or above which a candidate pair is a copy
 PIXEL_THRESHOLD = 0.95
-#: pixel check: candidates lie within this many median nearest-neighbour distances
-CANDIDATE_RADIUS = 1.0
+#: pixel check: candidates lie within this many median nearest-neighbour
+#: distances (None: no limit, the budget decides)
+CANDIDATE_RADIUS = None
 #: pixel check: nearest neighbours of each sample that may be candidates
 CANDIDATE_DEPTH = 3
 #: pixel check: most candidate pairs verified (nearest first)
@@ -105,12 +108,15 @@ def candidate_pairs(relative, neighbours, radius=CANDIDATE_RADIUS, depth=CANDIDA
             (the embedding rule's pairs)
 
     Returns:
-        ``(pairs, truncated)``: int (p, 2) with ``pairs[:, 0] < pairs[:, 1]``,
-        and whether ``max_pairs`` cut the list
+        ``(pairs, truncated, reach)``: int (p, 2) with ``pairs[:, 0] <
+        pairs[:, 1]``, whether ``max_pairs`` cut the list, and the relative
+        distance of the farthest pair kept (0 when none)
     """
     relative = np.asarray(relative)
     neighbours = np.asarray(neighbours)
-    keep = (relative <= radius) & (np.arange(relative.shape[1]) < depth)[None, :]
+    keep = np.broadcast_to((np.arange(relative.shape[1]) < depth)[None, :], relative.shape).copy()
+    if radius is not None:
+        keep &= relative <= radius
     if include is not None:
         keep |= np.asarray(include, dtype=bool)
     src = np.repeat(np.arange(len(neighbours)), neighbours.shape[1])[keep.ravel()]
@@ -121,8 +127,9 @@ def candidate_pairs(relative, neighbours, radius=CANDIDATE_RADIUS, depth=CANDIDA
     lo, hi, rel = lo[order], hi[order], rel[order]
     _, first = np.unique(lo.astype(np.int64) * len(neighbours) + hi, return_index=True)
     first = np.sort(first)
-    pairs = np.stack([lo[first], hi[first]], axis=1).astype(np.int64)
-    return pairs[:max_pairs], bool(len(pairs) > max_pairs)
+    pairs = np.stack([lo[first], hi[first]], axis=1).astype(np.int64)[:max_pairs]
+    reach = float(rel[first][:max_pairs][-1]) if len(pairs) else 0.0
+    return pairs, bool(len(first) > max_pairs), reach
 
 
 def near_duplicate_groups(embeddings, labels, neighbours=None, k=K, threshold=THRESHOLD,
@@ -146,7 +153,7 @@ def near_duplicate_groups(embeddings, labels, neighbours=None, k=K, threshold=TH
             ``rows -> (images, readable)``: uint8 (len(rows), h, w, c) and
             bool (len(rows),) (False: the image could not be read); None:
             the embedding rule alone
-        pixel_threshold (0.95), candidate_radius (1.0), candidate_depth
+        pixel_threshold (0.95), candidate_radius (None), candidate_depth
             (3), max_pixel_pairs (20,000), distinct_margin (1.0; None: no
             distinctiveness test): the pixel check's settings
         device ("cpu"): torch device of the pixel check
@@ -157,7 +164,8 @@ def near_duplicate_groups(embeddings, labels, neighbours=None, k=K, threshold=TH
         2+ labels), ``radius`` (the cosine distance below which samples
         pair by the embedding rule), ``num_groups``,
         ``num_conflicting_groups``, ``check`` ("pixels" or "embeddings"),
-        and with pixels ``candidate_radius`` (cosine distance),
+        and with pixels ``candidate_reach`` (cosine distance of the
+        farthest pair checked),
         ``pixel_pairs_checked``, ``pixel_pairs_matched``,
         ``pixel_pairs_not_distinct`` (above the threshold, failed step 3),
         ``pixel_pairs_unverifiable`` (judged by the embedding rule),
@@ -262,8 +270,8 @@ def _pixel_pairs(dist, median, neighbours, close, thumbnails, pixel_threshold, c
     from .aligned_correlation import aligned_correlation
 
     relative = dist / max(median, 1e-12)
-    pairs, truncated = candidate_pairs(relative, neighbours, candidate_radius, candidate_depth,
-                                       max_pixel_pairs, include=close)
+    pairs, truncated, reach = candidate_pairs(relative, neighbours, candidate_radius,
+                                              candidate_depth, max_pixel_pairs, include=close)
     rows = np.unique(pairs)
     images, readable = thumbnails(rows)
     images, readable = np.asarray(images), np.asarray(readable, dtype=bool)
@@ -297,7 +305,7 @@ def _pixel_pairs(dist, median, neighbours, close, thumbnails, pixel_threshold, c
     dst = np.concatenate([neighbours.ravel()[keep], pairs[matched, 1]])
     return src, dst, dict(
         check="pixels",
-        candidate_radius=float(candidate_radius * median),
+        candidate_reach=float(reach * median),
         pixel_pairs_checked=int(len(pairs) - unverifiable.sum()),
         pixel_pairs_matched=int(matched.sum()),
         pixel_pairs_not_distinct=int((~distinct).sum()),

@@ -262,9 +262,10 @@ def _duplicate_rule(groups, pixel_threshold):
                 % groups["radius"])
     text = (
         "near-duplicate group with 2+ labels; pairs: among each item's 3 nearest "
-        "neighbours within cosine distance %.4g, thumbnails correlate >= %g after "
-        "the best flip and crop (%d of %d pairs checked matched)"
-        % (groups["candidate_radius"], pixel_threshold, groups["pixel_pairs_matched"],
+        "neighbours (checked up to cosine distance %.4g, nearest first), thumbnails "
+        "correlate >= %g after the best flip and crop and distinctly better than "
+        "with an ordinary neighbour (%d of %d pairs checked matched)"
+        % (groups["candidate_reach"], pixel_threshold, groups["pixel_pairs_matched"],
            groups["pixel_pairs_checked"])
     )
     if groups["candidates_truncated"]:

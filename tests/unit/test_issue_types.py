@@ -290,7 +290,7 @@ def test_near_duplicates_pixel_check_finds_far_copies_and_rejects_look_alikes():
     images = _textures(n + 3, seed=2)
     src = rng.choice(n, 9, replace=False)
     kinds = ["flip", "crop", "jpeg"] * 3
-    copies = _moved(x, src, 0.4, rng)   # beyond Datalab's 0.13, within the candidates' 1.0
+    copies = _moved(x, src, 0.4, rng)   # beyond Datalab's 0.13 radius
     copy_images = np.stack([_copy(images[s], k, rng) for s, k in zip(src, kinds)])
     look = rng.choice(np.setdiff1d(np.arange(n), src), 3, replace=False)
     look_x = _moved(x, look, 0.05, rng)  # inside Datalab's radius, another image
