@@ -113,18 +113,14 @@ def _standardised(x):
 def _scores(src, dst, rows, cols):
     """Correlation of every transform of ``src`` with ``dst``: rows/cols
     (T, S, S) shared by all pairs, or (m, T, S, S) per pair -> (m, T)."""
+    import torch
+
     if rows.dim() == 3:
         rows, cols = rows[None], cols[None]
-    moved = _matmul(_matmul(rows[:, :, None], src[:, None]), cols.transpose(-1, -2)[:, :, None])
+    moved = torch.matmul(torch.matmul(rows[:, :, None], src[:, None]), cols.transpose(-1, -2)[:, :, None])
     moved, _ = _standardised(moved.flatten(2))
     target, ok = _standardised(dst.flatten(1))
     return (moved * target[:, None]).sum(-1), ok
-
-
-def _matmul(a, b):
-    import torch
-
-    return torch.matmul(a, b)
 
 
 def aligned_correlation(a, b, size=SIZE, scales=SCALES, step=1.0, refine=REFINE_ROUNDS,
