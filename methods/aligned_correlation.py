@@ -183,10 +183,12 @@ def aligned_correlation(a, b, size=SIZE, scales=SCALES, step=1.0, refine=REFINE_
     out = np.full(len(a), np.nan, dtype=np.float64)
     with torch.no_grad():
         for start in range(0, len(a), batch_size):
-            pa, pb = thumbs(a[start:start + batch_size]), thumbs(b[start:start + batch_size])
+            ba, bb = a[start:start + batch_size], b[start:start + batch_size]
+            pa, pb = thumbs(ba), thumbs(bb)
+            fa, fb = (thumbs(ba, verify_size), thumbs(bb, verify_size)) if verify_size else (None, None)
             best = np.full(len(pa), -1.0)
             varied = np.ones(len(pa), dtype=bool)
-            for src, dst in ((pa, pb), (pb, pa)):
+            for src, dst, fsrc, fdst in ((pa, pb, fa, fb), (pb, pa, fb, fa)):
                 score, ok = _scores(src, dst, rows, cols)
                 varied &= ok.cpu().numpy()
                 value, index = (t.cpu().numpy() for t in score.max(1))
@@ -201,8 +203,6 @@ def aligned_correlation(a, b, size=SIZE, scales=SCALES, step=1.0, refine=REFINE_
                 if verify_size:
                     k = verify_size / size
                     scaled = window * np.array([k, k, k, 1.0])
-                    fine = thumbs(a[start:start + batch_size], verify_size), thumbs(b[start:start + batch_size], verify_size)
-                    fsrc, fdst = (fine if src is pa else fine[::-1])
                     value, _ = local(fsrc, fdst, scaled, 0.5, 0.5, verify_size)
                 best = np.maximum(best, value)
             out[start:start + len(pa)] = np.where(varied, np.clip(best, -1.0, 1.0), np.nan)

@@ -238,6 +238,29 @@ def near_duplicate_groups(embeddings, labels, neighbours=None, k=K, threshold=TH
     )
 
 
+def _read_once(thumbnails):
+    """``thumbnails`` that reads each row at most once (the verification and
+    the distinctiveness test ask for many of the same rows), its answer checked."""
+    got = {}
+
+    def read(rows):
+        rows = np.asarray(rows, dtype=np.int64)
+        new = np.array(sorted(set(rows.tolist()) - got.keys()), dtype=np.int64)
+        if len(new):
+            images, readable = thumbnails(new)
+            images, readable = np.asarray(images), np.asarray(readable, dtype=bool)
+            if len(images) != len(new) or len(readable) != len(new):
+                raise ValueError("thumbnails returned %d images and %d flags for %d rows"
+                                 % (len(images), len(readable), len(new)))
+            got.update(zip(new.tolist(), zip(images, readable)))
+        if not len(rows):
+            return np.zeros((0, 1, 1, 3), dtype=np.uint8), np.zeros(0, dtype=bool)
+        return (np.stack([got[r][0] for r in rows.tolist()]),
+                np.array([got[r][1] for r in rows.tolist()], dtype=bool))
+
+    return read
+
+
 def _distinct(pairs, score, neighbours, thumbnails, margin, device):
     """Whether each matched pair agrees ``margin`` (Fisher z) better than
     either image agrees with its last listed neighbour (module docstring)."""
@@ -247,7 +270,6 @@ def _distinct(pairs, score, neighbours, thumbnails, margin, device):
     items = np.unique(pairs)
     rows = np.unique(np.concatenate([items, ref[items]]))
     images, readable = thumbnails(rows)
-    images, readable = np.asarray(images), np.asarray(readable, dtype=bool)
     at = np.searchsorted(rows, items)
     at_ref = np.searchsorted(rows, ref[items])
     ok = readable[at] & readable[at_ref]
@@ -272,12 +294,9 @@ def _pixel_pairs(dist, median, neighbours, close, thumbnails, pixel_threshold, c
     relative = dist / max(median, 1e-12)
     pairs, truncated, reach = candidate_pairs(relative, neighbours, candidate_radius,
                                               candidate_depth, max_pixel_pairs, include=close)
+    thumbnails = _read_once(thumbnails)
     rows = np.unique(pairs)
     images, readable = thumbnails(rows)
-    images, readable = np.asarray(images), np.asarray(readable, dtype=bool)
-    if len(images) != len(rows) or len(readable) != len(rows):
-        raise ValueError("thumbnails returned %d images and %d flags for %d rows"
-                         % (len(images), len(readable), len(rows)))
     where = np.searchsorted(rows, pairs)
     both = readable[where].all(axis=1)
     score = np.full(len(pairs), np.nan)

@@ -107,6 +107,42 @@ def blobs(num_classes=4, per_class=60, dim=16, noise_rate=0.1, seed=0, spread=0.
     return x.astype(np.float32), y, noisy
 
 
+def textures(m, seed=0, size=32):
+    """Smooth random images, luminance-dominated like photos: 8x8 grey noise
+    plus a weaker 4x4 colour tint, bicubic to ``size``; uint8 (m, size, size, 3)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+
+    def up(x):
+        return np.asarray(Image.fromarray(x.astype(np.uint8)).resize((size, size), Image.BICUBIC),
+                          dtype=np.float64)
+
+    out = []
+    for _ in range(m):
+        grey = up(np.repeat(rng.integers(30, 226, (8, 8, 1)), 3, axis=2))
+        tint = up(rng.integers(0, 256, (4, 4, 3))) - 128
+        out.append(np.clip(grey + 0.3 * tint, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def moved(x, rows, relative, rng):
+    """Vectors at ``relative`` times the median nearest-neighbour cosine
+    distance of ``x`` from ``x[rows]`` (each rotated in a random orthogonal
+    direction, its length kept); float32 (len(rows), d)."""
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    theta = np.arccos(1 - relative * np.median(1 - sims.max(1)))
+    out = []
+    for r in rows:
+        v = rng.normal(size=x.shape[1])
+        v -= (v @ unit[r]) * unit[r]
+        v /= np.linalg.norm(v)
+        out.append(np.linalg.norm(x[r]) * (np.cos(theta) * unit[r] + np.sin(theta) * v))
+    return np.array(out, dtype=np.float32)
+
+
 @pytest.fixture
 def blob_dataset(new_dataset, tmp_path):
     """A dataset of Gaussian blobs with real (tiny) PNG files and noisy labels.

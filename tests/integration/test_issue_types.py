@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import blobs, plugin_module, run_operator
+from conftest import blobs, moved, plugin_module, run_operator, textures
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -132,33 +132,6 @@ def test_issue_types_on_patches(objects):
 # ------------------------------------------------ near-duplicates: the pixel check on real files
 
 
-def _textures(m, rng, size=32):
-    """Smooth random photo-like images (grey 8x8 noise + weaker colour tint)."""
-    from PIL import Image
-
-    def up(x):
-        return np.asarray(Image.fromarray(x.astype(np.uint8)).resize((size, size), Image.BICUBIC),
-                          dtype=np.float64)
-
-    return [np.clip(up(np.repeat(rng.integers(30, 226, (8, 8, 1)), 3, axis=2))
-                    + 0.3 * (up(rng.integers(0, 256, (4, 4, 3))) - 128), 0, 255).astype(np.uint8)
-            for _ in range(m)]
-
-
-def _near(x, row, relative, rng):
-    """A vector at ``relative`` times the median nearest-neighbour cosine
-    distance of ``x`` from ``x[row]``."""
-    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    sims = unit @ unit.T
-    np.fill_diagonal(sims, -np.inf)
-    median = np.median(1 - sims.max(1))
-    theta = np.arccos(1 - relative * median)
-    v = rng.normal(size=x.shape[1])
-    v -= (v @ unit[row]) * unit[row]
-    v /= np.linalg.norm(v)
-    return (np.linalg.norm(x[row]) * (np.cos(theta) * unit[row] + np.sin(theta) * v)).astype(np.float32)
-
-
 @pytest.fixture
 def copies_on_disk(new_dataset, tmp_path):
     """Blobs (4 classes x 40) with one image file each, plus 6 copies of
@@ -172,7 +145,7 @@ def copies_on_disk(new_dataset, tmp_path):
 
     x, y, _ = blobs(num_classes=4, per_class=40, dim=16, noise_rate=0.0, seed=1)
     rng = np.random.default_rng(4)
-    images = _textures(len(y), rng)
+    images = textures(len(y), seed=4)
     src = rng.choice(len(y), 6, replace=False)
     samples = []
     for i, img in enumerate(images):
@@ -192,7 +165,7 @@ def copies_on_disk(new_dataset, tmp_path):
             img.save(path, quality=40)
         samples.append(fo.Sample(filepath=path,
                                  ground_truth=fo.Classification(label="class_%d" % ((y[s] + 1) % 4)),
-                                 embeddings=_near(x, s, 0.4, rng), kind="copy", source=int(s)))
+                                 embeddings=moved(x, [s], 0.4, rng)[0], kind="copy", source=int(s)))
     ds = new_dataset()
     ds.add_samples(samples)
     return ds
